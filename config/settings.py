@@ -1,0 +1,80 @@
+"""Process configuration, read once from the environment (prefix ``SUBS_``, nested with ``__``).
+
+Every part of the system (worker, API, CLI, tests) reads the same Settings, so a single
+environment file describes a deployment. Defaults are the embedded local stack: SQLite,
+the Temporal dev server on localhost and localstripe.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PLANS_FILE = Path(__file__).resolve().parent / "plans.yaml"
+
+
+class TemporalSettings(BaseModel):
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "subscriptions"
+
+
+class StripeSettings(BaseModel):
+    api_key: str = "sk_test_local"
+    # None means the real Stripe API; the local stack points this at localstripe.
+    api_base: str | None = "http://localhost:8420"
+    # Stripe allows 25 ops/s in test mode and 100 ops/s live; stay under it so a burst never 429s.
+    max_requests_per_second: float = 20.0
+    # Real Stripe needs off_session=true on confirm for merchant-initiated renewals;
+    # localstripe rejects the parameter, so the local stack turns it off.
+    confirm_off_session: bool = False
+    webhook_secret: str = "whsec_local_development_secret"
+    webhook_tolerance_seconds: int = 300
+    request_timeout_seconds: float = 20.0
+
+
+class DunningSettings(BaseModel):
+    """D9: how a failed renewal is retried and what happens after the last failure."""
+
+    # Delays after the first failed attempt; len + 1 = total attempts (default 4 in total).
+    retry_delays: list[timedelta] = Field(
+        default_factory=lambda: [timedelta(days=3), timedelta(days=5), timedelta(days=7)]
+    )
+    grace_period: timedelta = timedelta(days=5)
+    final_action: Literal["cancel", "unpaid"] = "cancel"
+
+
+class CreditSettings(BaseModel):
+    """D15-D19 policies."""
+
+    topup_policy: Literal["lock", "keep"] = "lock"
+    free_daily_allowance: int = 100
+    auto_recharge_threshold: int = 0
+    auto_recharge_amount: int = 0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'subscriptions.db'}"
+    plans_file: Path = DEFAULT_PLANS_FILE
+    temporal: TemporalSettings = TemporalSettings()
+    stripe: StripeSettings = StripeSettings()
+    dunning: DunningSettings = DunningSettings()
+    credits: CreditSettings = CreditSettings()
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
