@@ -1,0 +1,564 @@
+"""The subscription state machine: (state, input, now) -> Decision(new state, commands).
+
+Three kinds of input drive it:
+- time: ``advance`` applies every transition due at ``now`` (start, trial end, renewal,
+  a scheduled cancellation taking effect, a dunning retry), stopping at a Charge whose
+  outcome it needs;
+- money: ``apply_outcome`` takes the result of that Charge;
+- people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update),
+  refusing it with a reason when the rules do not allow it. ``validate`` answers "would
+  handle accept this now?" without changing anything, for Temporal update validators.
+
+Time-driven transitions due at ``now`` always happen before a request made at ``now``: a
+reactivation at the instant a cancellation takes effect is one moment too late.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.commands import (
+    Charge,
+    CollectPendingCharges,
+    Command,
+    DiscardPendingCharges,
+    Emit,
+    ForfeitCredits,
+    GrantCredits,
+    LockPurchasedCredits,
+    PaymentOutcome,
+    Refund,
+)
+from domain.errors import RequestInvalid, RequestRefused
+from domain.model import (
+    SYSTEM,
+    Actor,
+    BillingPolicy,
+    Cancellation,
+    Dunning,
+    Event,
+    Frozen,
+    Status,
+    SubscriptionState,
+)
+from domain.periods import boundary, index_at, period_key, require_utc
+from domain.plans import Plan
+from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
+
+RECENT_EVENTS_KEPT = 25
+ENDED_MESSAGE = "ended subscriptions cannot be reactivated; create a new subscription"
+
+
+class Decision(Frozen):
+    state: SubscriptionState
+    commands: tuple[Command, ...] = ()
+
+    def then(self, other: Decision) -> Decision:
+        return Decision(state=other.state, commands=self.commands + other.commands)
+
+
+class NewSubscription(Frozen):
+    id: str
+    customer_id: str
+    organization_id: str | None = None
+    plan: Plan
+    policy: BillingPolicy = BillingPolicy()
+    start_date: datetime | None = None  # None: now
+    trial_end: datetime | None = None
+    requested_by: Actor = Actor()
+
+
+# Events ------------------------------------------------------------------------------------
+
+
+def _emit(
+    state: SubscriptionState,
+    type_: str,
+    now: datetime,
+    request: Actor | None,
+    previous: dict[str, Any] | None = None,
+) -> Decision:
+    seq = state.event_seq + 1
+    event = Event(
+        id=f"evt_{state.id}_{seq:06d}",
+        type=type_,
+        created=now,
+        request=request,
+        data=state.snapshot(),
+        previous_attributes=previous or {},
+    )
+    recent = (state.recent_events + (event,))[-RECENT_EVENTS_KEPT:]
+    new = state.model_copy(update={"event_seq": seq, "recent_events": recent})
+    return Decision(state=new, commands=(Emit(event=event),))
+
+
+def _changed(before: SubscriptionState, after: SubscriptionState) -> dict[str, Any]:
+    """Stripe's previous_attributes: the old values of the snapshot fields that changed."""
+    old, new = before.snapshot(), after.snapshot()
+    return {k: v for k, v in old.items() if new.get(k) != v}
+
+
+def _updated(before: SubscriptionState, after: SubscriptionState, now: datetime,
+             request: Actor | None) -> Decision:
+    previous = _changed(before, after)
+    if not previous:
+        return Decision(state=after)
+    return _emit(after, "customer.subscription.updated", now, request, previous)
+
+
+# Creation ------------------------------------------------------------------------------------
+
+
+def create(new: NewSubscription, now: datetime) -> Decision:
+    now = require_utc(now, "now")
+    start = require_utc(new.start_date, "start_date") if new.start_date else now
+    start = max(start, now)
+    trial_end = require_utc(new.trial_end, "trial_end") if new.trial_end else None
+    if trial_end is not None and trial_end <= start:
+        raise RequestInvalid("trial_end_not_after_start", "trial_end must be after the start",
+                             field="trial_end")
+    anchor = trial_end or start
+    plan = new.plan
+    state = SubscriptionState(
+        id=new.id,
+        customer_id=new.customer_id,
+        organization_id=new.organization_id or new.customer_id,
+        plan=plan,
+        policy=new.policy,
+        status=Status.SCHEDULED,
+        created=now,
+        start_date=start,
+        billing_cycle_anchor=anchor,
+        trial_end=trial_end,
+        current_period_start=start,
+        current_period_end=trial_end or boundary(anchor, plan.interval, plan.interval_count, 1),
+    )
+    if start > now:
+        return _emit(state, "customer.subscription.created", now, new.requested_by)
+    if trial_end is not None:
+        trialing = state.model_copy(update={"status": Status.TRIALING})
+        return _emit(trialing, "customer.subscription.created", now, new.requested_by)
+    incomplete = state.model_copy(update={"status": Status.INCOMPLETE})
+    created = _emit(incomplete, "customer.subscription.created", now, new.requested_by)
+    return created.then(_open_period(created.state, index=0, at=start, purpose="first_period"))
+
+
+def _begin(state: SubscriptionState, at: datetime) -> Decision:
+    """The start date arrived: a trial, or the first paid period."""
+    if state.trial_end is not None and state.trial_end > at:
+        after = state.model_copy(update={
+            "status": Status.TRIALING,
+            "current_period_start": at,
+            "current_period_end": state.trial_end,
+        })
+        return _updated(state, after, at, None)
+    return _open_period(state, index=0, at=at, purpose="first_period")
+
+
+# Periods and charges -------------------------------------------------------------------------
+
+
+def _charge_key(state: SubscriptionState, attempt: int) -> str:
+    return f"{state.id}:{state.period_key}:{attempt}"
+
+
+def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: str) -> Decision:
+    """Start period ``index`` and charge for it (or grant at once on a free plan)."""
+    start = state.anchor_boundary(index)
+    end = state.anchor_boundary(index + 1)
+    opened = state.model_copy(update={
+        "period_index": index,
+        "current_period_start": start,
+        "current_period_end": end,
+        "current_period_paid": 0,
+        "current_period_payment_intent": None,
+        "in_extension": False,
+        "status": Status.INCOMPLETE if purpose == "first_period" else state.status,
+    })
+    if state.plan.amount == 0:
+        paid = PaymentOutcome(idempotency_key=_charge_key(opened, 1), status="succeeded",
+                              amount=0)
+        return _paid(opened, paid, at)
+    key = _charge_key(opened, 1)
+    charge = Charge(
+        idempotency_key=key,
+        period_key=opened.period_key,
+        attempt=1,
+        amount=state.plan.amount,
+        currency=state.plan.currency,
+        purpose=purpose,  # type: ignore[arg-type]
+    )
+    return Decision(state=opened.model_copy(update={"awaiting_charge": key}), commands=(charge,))
+
+
+def _renew(state: SubscriptionState) -> Decision:
+    """The paid period ended with no cancellation due: forfeit its credits, open the next."""
+    at = state.current_period_end
+    forfeit = ForfeitCredits(idempotency_key=f"{state.id}:{state.period_key}:forfeit",
+                             period_key=state.period_key, at=at)
+    index = index_at(state.billing_cycle_anchor, state.plan.interval,
+                     state.plan.interval_count, at)
+    opened = _open_period(state, index=index, at=at, purpose="renewal")
+    return Decision(state=opened.state, commands=(forfeit,) + opened.commands)
+
+
+def _roll_into_extension(state: SubscriptionState) -> Decision:
+    """D5: a postponed cancellation outlives the paid term; the extra time is not charged."""
+    at = state.current_period_end
+    forfeit = ForfeitCredits(idempotency_key=f"{state.id}:{state.period_key}:forfeit",
+                             period_key=state.period_key, at=at)
+    after = state.model_copy(update={
+        "current_period_start": at,
+        "current_period_end": state.cancel_at,
+        "period_index": index_at(state.billing_cycle_anchor, state.plan.interval,
+                                 state.plan.interval_count, at),
+        "current_period_paid": 0,
+        "current_period_payment_intent": None,
+        "in_extension": True,
+    })
+    return Decision(state=after, commands=(forfeit,)).then(_updated(state, after, at, None))
+
+
+def _paid(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
+    status = Status.ACTIVE
+    if state.cancel_at is not None and state.cancel_at <= state.current_period_end:
+        status = Status.NON_RENEWING
+    after = state.model_copy(update={
+        "status": status,
+        "dunning": None,
+        "awaiting_charge": None,
+        "current_period_paid": outcome.amount,
+        "current_period_payment_intent": outcome.payment_intent_id,
+    })
+    commands: tuple[Command, ...] = ()
+    if state.plan.included_credits > 0:
+        commands = (GrantCredits(
+            idempotency_key=f"{state.id}:{state.period_key}:grant",
+            period_key=state.period_key,
+            amount=state.plan.included_credits,
+            period_start=state.current_period_start,
+            period_end=state.current_period_end,
+        ),)
+    decision = Decision(state=after, commands=commands)
+    if outcome.amount > 0:
+        decision = decision.then(_emit(decision.state, "invoice.paid", now, None,
+                                       {"amount_paid": outcome.amount}))
+    return decision.then(_updated(state, decision.state, now, None))
+
+
+def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
+    policy = state.policy
+    previous = state.dunning if state.dunning and state.dunning.period_key == state.period_key \
+        else None
+    attempts = (previous.attempts if previous else 0) + 1
+    first_period = state.status == Status.INCOMPLETE
+    failed = _emit(state.model_copy(update={"awaiting_charge": None}), "invoice.payment_failed",
+                   now, None, {"attempt": attempts, "decline_code": outcome.decline_code})
+    state_f = failed.state
+    if attempts >= policy.max_attempts:
+        if policy.final_action == "unpaid" and not first_period:
+            after = state_f.model_copy(update={
+                "status": Status.UNPAID,
+                "dunning": Dunning(period_key=state.period_key, attempts=attempts,
+                                   next_retry_at=None,
+                                   grace_until=previous.grace_until if previous else now,
+                                   last_decline_code=outcome.decline_code),
+            })
+            return failed.then(_updated(state_f, after, now, None))
+        cancellation = Cancellation(mode="immediately", reason="payment_failed",
+                                    requested_by=SYSTEM)
+        return failed.then(_end(state_f, now, cancellation, request=None, scheduled=False))
+    grace_until = previous.grace_until if previous else (
+        now if first_period else state.current_period_start + policy.grace_period)
+    after = state_f.model_copy(update={
+        "status": Status.INCOMPLETE if first_period else Status.PAST_DUE,
+        "dunning": Dunning(period_key=state.period_key, attempts=attempts,
+                           next_retry_at=now + policy.retry_delays[attempts - 1],
+                           grace_until=grace_until, last_decline_code=outcome.decline_code),
+    })
+    return failed.then(_updated(state_f, after, now, None))
+
+
+def _retry(state: SubscriptionState, at: datetime) -> Decision:
+    assert state.dunning is not None
+    attempt = state.dunning.attempts + 1
+    key = _charge_key(state, attempt)
+    charge = Charge(
+        idempotency_key=key,
+        period_key=state.period_key,
+        attempt=attempt,
+        amount=state.plan.amount,
+        currency=state.plan.currency,
+        purpose="first_period" if state.status == Status.INCOMPLETE else "renewal",
+    )
+    after = state.model_copy(update={
+        "awaiting_charge": key,
+        "dunning": state.dunning.model_copy(update={"next_retry_at": None}),
+    })
+    return Decision(state=after, commands=(charge,))
+
+
+def apply_outcome(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
+    """Feed back the result of the Charge in flight. A stale or unknown outcome is ignored."""
+    if state.awaiting_charge != outcome.idempotency_key:
+        return Decision(state=state)
+    if outcome.status == "succeeded":
+        return _paid(state, outcome, now)
+    return _declined(state, outcome, now)
+
+
+# Ending ----------------------------------------------------------------------------------------
+
+
+def _refund_amount(state: SubscriptionState, at: datetime, mode: str) -> int:
+    paid = state.current_period_paid
+    if mode == "full" or paid == 0:
+        return paid if mode == "full" else 0
+    if mode == "prorated":
+        start, end = state.current_period_start, state.current_period_end
+        remaining = max((end - max(at, start)).total_seconds(), 0.0)
+        total = (end - start).total_seconds()
+        return int(paid * remaining // total) if total > 0 else 0
+    return 0
+
+
+def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
+         request: Actor | None, scheduled: bool) -> Decision:
+    """The subscription ends now. Scheduled ends collect pending charges (D7); immediate ones
+    discard metered usage and close open charges (D6). Either way credits of the period are
+    forfeited (D15) and purchased credits lock (D16)."""
+    commands: list[Command] = []
+    pk = state.period_key
+    never_started = state.status == Status.SCHEDULED
+    if not never_started:
+        if scheduled:
+            commands.append(CollectPendingCharges(idempotency_key=f"{state.id}:{pk}:final",
+                                                  period_key=pk, currency=state.plan.currency))
+        else:
+            commands.append(DiscardPendingCharges(idempotency_key=f"{state.id}:{pk}:discard",
+                                                  period_key=pk, currency=state.plan.currency))
+        refund = _refund_amount(state, at, cancellation.refund)
+        if refund > 0 and state.current_period_payment_intent:
+            commands.append(Refund(idempotency_key=f"{state.id}:{pk}:refund", period_key=pk,
+                                   payment_intent_id=state.current_period_payment_intent,
+                                   amount=refund, reason=f"cancellation_{cancellation.refund}"))
+        commands.append(ForfeitCredits(idempotency_key=f"{state.id}:{pk}:forfeit",
+                                       period_key=pk, at=at))
+        commands.append(LockPurchasedCredits(idempotency_key=f"{state.id}:lock",
+                                             period_key=pk, at=at))
+    ended = state.model_copy(update={
+        "status": Status.CANCELED,
+        "ended_at": at,
+        "canceled_at": state.canceled_at or at,
+        "cancellation": state.cancellation if scheduled and state.cancellation else cancellation,
+        "dunning": None,
+        "awaiting_charge": None,
+    })
+    emitted = _emit(ended, "customer.subscription.deleted", at, request,
+                    _changed(state, ended))
+    return Decision(state=emitted.state, commands=tuple(commands) + emitted.commands)
+
+
+# Time ------------------------------------------------------------------------------------------
+
+
+def next_wakeup(state: SubscriptionState) -> datetime | None:
+    """When ``advance`` next has something to do; None while nothing is scheduled."""
+    if state.awaiting_charge is not None or state.ended:
+        return None
+    if state.status == Status.SCHEDULED:
+        return state.start_date
+    moments = [state.cancel_at] if state.cancel_at is not None else []
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE):
+        if state.dunning and state.dunning.next_retry_at:
+            moments.append(state.dunning.next_retry_at)
+    elif state.status in (Status.ACTIVE, Status.NON_RENEWING, Status.TRIALING):
+        moments.append(state.current_period_end)
+    return min(moments) if moments else None
+
+
+def _step(state: SubscriptionState, now: datetime) -> Decision | None:
+    """The one transition due at ``now``, or None."""
+    due = next_wakeup(state)
+    if due is None or due > now:
+        return None
+    if state.status == Status.SCHEDULED:
+        return _begin(state, due)
+    if state.cancel_at is not None and state.cancel_at <= due:
+        assert state.cancellation is not None
+        return _end(state, state.cancel_at, state.cancellation, request=None, scheduled=True)
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE):
+        return _retry(state, due)
+    if state.status == Status.TRIALING:
+        return _open_period(state, index=0, at=due, purpose="first_period")
+    if state.status == Status.NON_RENEWING:
+        return _roll_into_extension(state)
+    return _renew(state)
+
+
+def advance(state: SubscriptionState, now: datetime) -> Decision:
+    """Apply every transition due at ``now``; stop early when a Charge needs its outcome."""
+    now = require_utc(now, "now")
+    decision = Decision(state=state)
+    while decision.state.awaiting_charge is None:
+        step = _step(decision.state, now)
+        if step is None:
+            break
+        decision = decision.then(step)
+    return decision
+
+
+# Requests --------------------------------------------------------------------------------------
+
+
+def _refuse_if_ended(state: SubscriptionState, action: str) -> None:
+    if state.ended:
+        if action == "reactivate":
+            raise RequestRefused("subscription_ended", ENDED_MESSAGE)
+        raise RequestRefused("subscription_ended",
+                             f"the subscription has already ended; it cannot be {action}")
+
+
+def _cancel(state: SubscriptionState, req: Cancel, now: datetime) -> Decision:
+    _refuse_if_ended(state, "cancelled again")
+    if req.mode != "at_date" and req.cancel_at is not None:
+        raise RequestInvalid("cancel_at_not_allowed",
+                             "cancel_at is only allowed with mode at_date", field="cancel_at")
+    cancellation = Cancellation(mode=req.mode, feedback=req.feedback, comment=req.comment,
+                                requested_by=req.requested_by, refund=req.refund)
+    if req.mode == "immediately":
+        return _end(state, now, cancellation, request=req.requested_by, scheduled=False)
+    if state.status == Status.SCHEDULED:
+        raise RequestRefused("not_started",
+                             "a subscription that has not started can only be cancelled "
+                             "immediately (D10)", field="mode")
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID):
+        raise RequestRefused("unpaid_period",
+                             f"a {state.status.value} subscription has an unpaid period and "
+                             "can only be cancelled immediately", field="mode")
+    if state.status == Status.PAUSED:
+        raise RequestRefused("paused", "a paused subscription can only be cancelled immediately",
+                             field="mode")
+    if req.mode == "at_period_end":
+        cancel_at = state.current_period_end
+    else:
+        if req.cancel_at is None:
+            raise RequestInvalid("cancel_at_required", "cancel_at is required when mode is "
+                                 "at_date", field="cancel_at")
+        if req.cancel_at <= now:
+            raise RequestInvalid("cancel_at_not_in_future", "cancel_at must be in the future; "
+                                 "use mode immediately to cancel now", field="cancel_at")
+        cancel_at = req.cancel_at
+    within = cancel_at <= state.current_period_end
+    status = state.status
+    if state.status != Status.TRIALING:
+        status = Status.NON_RENEWING if within else Status.ACTIVE
+    if state.in_extension and not within:
+        raise RequestRefused("in_extension", "the subscription is in a postponed, unpaid "
+                             "extension; use postpone to move its end", field="cancel_at")
+    after = state.model_copy(update={
+        "status": status,
+        "cancel_at": cancel_at,
+        "cancel_at_period_end": cancel_at == state.current_period_end and not state.in_extension,
+        "canceled_at": now,
+        "cancellation": cancellation,
+    })
+    return _updated(state, after, now, req.requested_by)
+
+
+def _reactivate(state: SubscriptionState, req: Reactivate, now: datetime) -> Decision:
+    _refuse_if_ended(state, "reactivate")
+    if state.cancel_at is None:
+        raise RequestRefused("nothing_to_reactivate",
+                             f"the subscription is {state.status.value} with no scheduled "
+                             "cancellation; there is nothing to reactivate")
+    update: dict[str, Any] = {
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "cancellation": None,
+        "status": Status.TRIALING if state.status == Status.TRIALING else Status.ACTIVE,
+    }
+    if state.in_extension:
+        # D3+D5: renew at the next anchor date; the postponed time stays a free extension.
+        index = index_at(state.billing_cycle_anchor, state.plan.interval,
+                         state.plan.interval_count, now)
+        update["current_period_end"] = state.anchor_boundary(index + 1)
+        update["in_extension"] = False
+    return _updated(state, state.model_copy(update=update), now, req.requested_by)
+
+
+def _postpone(state: SubscriptionState, req: Postpone, now: datetime) -> Decision:
+    _refuse_if_ended(state, "postponed")
+    if state.cancel_at is None:
+        raise RequestRefused("nothing_to_postpone",
+                             "there is no scheduled cancellation to postpone; use cancel")
+    if req.cancel_at <= now:
+        raise RequestInvalid("cancel_at_not_in_future", "cancel_at must be in the future",
+                             field="cancel_at")
+    paid_through = state.current_period_start if state.in_extension else \
+        state.current_period_end
+    if state.in_extension and req.cancel_at <= paid_through:
+        raise RequestInvalid("cancel_at_before_extension",
+                             "cancel_at must be after the paid-through date "
+                             f"{paid_through.isoformat()}", field="cancel_at")
+    update: dict[str, Any] = {"cancel_at": req.cancel_at}
+    if state.status != Status.TRIALING:
+        update["status"] = Status.NON_RENEWING
+    update["cancel_at_period_end"] = (req.cancel_at == state.current_period_end
+                                      and not state.in_extension)
+    if state.in_extension:
+        update["current_period_end"] = req.cancel_at
+    return _updated(state, state.model_copy(update=update), now, req.requested_by)
+
+
+def _payment_method_updated(state: SubscriptionState, req: PaymentMethodUpdated,
+                            now: datetime) -> Decision:
+    _refuse_if_ended(state, "updated")
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID) and state.dunning:
+        return _retry(state, now)
+    return Decision(state=state)
+
+
+_HANDLERS = {
+    Cancel: _cancel,
+    Reactivate: _reactivate,
+    Postpone: _postpone,
+    PaymentMethodUpdated: _payment_method_updated,
+}
+
+
+def handle(state: SubscriptionState, request: Request, now: datetime) -> Decision:
+    """Apply a caller's request to a state already advanced to ``now``.
+
+    Raises RequestRefused/RequestInvalid, changing nothing, when the rules forbid it."""
+    now = require_utc(now, "now")
+    if state.awaiting_charge is not None:
+        raise RuntimeError("a charge is in flight; apply its outcome before handling requests")
+    if (due := next_wakeup(state)) is not None and due <= now:
+        raise RuntimeError("advance the state to now before handling requests")
+    return _HANDLERS[type(request)](state, request, now)
+
+
+def validate(state: SubscriptionState, request: Request, now: datetime) -> None:
+    """Raise exactly what ``handle`` would raise at ``now``; change nothing.
+
+    Time-driven transitions due by ``now`` are applied first. A charge they start is assumed
+    to succeed: the request is checked again when the workflow actually handles it."""
+    view = advance(state, now).state
+    for _ in range(16):
+        if view.awaiting_charge is None:
+            break
+        assumed = PaymentOutcome(idempotency_key=view.awaiting_charge, status="succeeded",
+                                 amount=view.plan.amount)
+        view = advance(apply_outcome(view, assumed, now).state, now).state
+    else:  # pragma: no cover - needs 16 overdue periods at once
+        return
+    handle(view, request, now)
+
+
+def period_of(state: SubscriptionState, at: datetime) -> str:
+    """The period key containing ``at`` on this subscription's anchor (for reporting)."""
+    return period_key(state.anchor_boundary(index_at(
+        state.billing_cycle_anchor, state.plan.interval, state.plan.interval_count, at)))

@@ -1,0 +1,182 @@
+"""The subscription's state: one immutable value, with Stripe-compatible field names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.periods import boundary, period_key
+from domain.plans import Plan
+
+
+class Status(StrEnum):
+    SCHEDULED = "scheduled"  # starts in the future (D10)
+    INCOMPLETE = "incomplete"  # the first payment is in flight or being retried: no access yet
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    NON_RENEWING = "non_renewing"  # a cancellation is scheduled; access continues (D2)
+    PAST_DUE = "past_due"  # a renewal payment failed; dunning retries run (D9)
+    UNPAID = "unpaid"  # dunning exhausted with final_action=unpaid: no access, no retries
+    PAUSED = "paused"
+    CANCELED = "canceled"  # ended: terminal (D4)
+
+
+ENDED = frozenset({Status.CANCELED})
+WITH_ACCESS = frozenset({Status.TRIALING, Status.ACTIVE, Status.NON_RENEWING})
+
+CancelMode = Literal["immediately", "at_period_end", "at_date"]
+RefundMode = Literal["none", "prorated", "full"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Actor(Frozen):
+    """Who asked for a change. ``system`` is the engine itself (timers, dunning)."""
+
+    kind: Literal["customer", "operator", "system", "api_key"] = "customer"
+    id: str | None = None
+
+
+SYSTEM = Actor(kind="system", id=None)
+
+
+class Cancellation(Frozen):
+    """Why and by whom a cancellation was requested (Stripe's cancellation_details)."""
+
+    mode: CancelMode
+    reason: Literal[
+        "cancellation_requested", "payment_failed", "payment_disputed"
+    ] = "cancellation_requested"
+    feedback: str | None = None  # a fixed reason code chosen by the customer (D14)
+    comment: str | None = None
+    requested_by: Actor = SYSTEM
+    refund: RefundMode = "none"
+
+
+class Dunning(Frozen):
+    """The retry state of an unpaid period (D9)."""
+
+    period_key: str
+    attempts: int  # failed attempts so far
+    next_retry_at: datetime | None
+    grace_until: datetime
+    last_decline_code: str | None = None
+
+
+class BillingPolicy(Frozen):
+    """Policies snapshotted into each subscription, so every worker decides the same way."""
+
+    retry_delays: tuple[timedelta, ...] = (
+        timedelta(days=3),
+        timedelta(days=5),
+        timedelta(days=7),
+    )
+    grace_period: timedelta = timedelta(days=5)
+    final_action: Literal["cancel", "unpaid"] = "cancel"
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+
+class Event(Frozen):
+    """A D8 event, shaped like Stripe's: ``request`` is None when the change was automatic."""
+
+    id: str
+    type: str
+    created: datetime
+    request: Actor | None
+    data: dict[str, Any]
+    previous_attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubscriptionState(Frozen):
+    id: str
+    customer_id: str
+    organization_id: str
+    plan: Plan
+    policy: BillingPolicy = BillingPolicy()
+    status: Status
+    created: datetime
+    start_date: datetime
+    billing_cycle_anchor: datetime
+    trial_end: datetime | None = None
+    period_index: int = 0
+    current_period_start: datetime
+    current_period_end: datetime
+    current_period_paid: int = 0  # amount collected for the current period (refund basis)
+    current_period_payment_intent: str | None = None
+    cancel_at: datetime | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    cancellation: Cancellation | None = None
+    dunning: Dunning | None = None
+    # The charge in flight ({subscription}:{period}:{attempt}); its outcome is awaited.
+    awaiting_charge: str | None = None
+    # D5: a cancellation postponed past the paid-through date gives an unpaid extension period.
+    in_extension: bool = False
+    event_seq: int = 0
+    recent_events: tuple[Event, ...] = ()
+
+    # Derived views -------------------------------------------------------------------------
+    @property
+    def period_key(self) -> str:
+        return period_key(self.current_period_start)
+
+    def anchor_boundary(self, index: int) -> datetime:
+        return boundary(
+            self.billing_cycle_anchor, self.plan.interval, self.plan.interval_count, index
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def has_access(self, now: datetime) -> bool:
+        """Paid features are available (D2: a scheduled cancel keeps access; D9: grace)."""
+        if self.status in WITH_ACCESS:
+            return True
+        if self.status == Status.PAST_DUE and self.dunning is not None:
+            return now < self.dunning.grace_until
+        return False
+
+    @property
+    def renewal_line(self) -> str | None:
+        """The portal line of D2: "Renewing on <date>" becomes "Cancelling on <date>"."""
+        if self.ended:
+            return None
+        if self.cancel_at is not None:
+            return f"Cancelling on {self.cancel_at.isoformat()}"
+        if self.status in (Status.ACTIVE, Status.PAST_DUE):
+            return f"Renewing on {self.current_period_end.isoformat()}"
+        if self.status == Status.TRIALING:
+            return f"Trial ends on {self.current_period_end.isoformat()}"
+        if self.status == Status.SCHEDULED:
+            return f"Starts on {self.start_date.isoformat()}"
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The object carried by events: the fields a webhook consumer needs."""
+        return {
+            "id": self.id,
+            "object": "subscription",
+            "customer": self.customer_id,
+            "organization": self.organization_id,
+            "plan": self.plan.id,
+            "status": self.status.value,
+            "current_period_start": self.current_period_start.isoformat(),
+            "current_period_end": self.current_period_end.isoformat(),
+            "cancel_at": self.cancel_at.isoformat() if self.cancel_at else None,
+            "cancel_at_period_end": self.cancel_at_period_end,
+            "canceled_at": self.canceled_at.isoformat() if self.canceled_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "cancellation_details": (
+                self.cancellation.model_dump(mode="json") if self.cancellation else None
+            ),
+        }

@@ -1,0 +1,66 @@
+"""What callers can ask of a subscription. The same models travel as Temporal signals, updates
+and HTTP bodies, so every entry point goes through one code path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from domain.model import Actor, CancelMode, Frozen, RefundMode
+from domain.periods import require_utc
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else require_utc(value, "cancel_at")
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(lambda v: require_utc(v, "datetime"))]
+
+FEEDBACK = Literal[
+    "too_expensive",
+    "missing_features",
+    "switched_service",
+    "unused",
+    "customer_service",
+    "too_complex",
+    "low_quality",
+    "other",
+]
+
+
+class Cancel(Frozen):
+    kind: Literal["cancel"] = "cancel"
+    mode: CancelMode = "at_period_end"
+    cancel_at: Annotated[datetime | None, AfterValidator(_utc)] = None
+    refund: RefundMode = "none"
+    feedback: FEEDBACK | None = None
+    comment: str | None = Field(default=None, max_length=500)
+    requested_by: Actor = Actor()
+
+
+class Reactivate(Frozen):
+    kind: Literal["reactivate"] = "reactivate"
+    requested_by: Actor = Actor()
+
+
+class Postpone(Frozen):
+    """Move a scheduled cancellation (Chargebee's "change term end", D5)."""
+
+    kind: Literal["postpone"] = "postpone"
+    cancel_at: UtcDatetime
+    requested_by: Actor = Actor()
+
+
+class PaymentMethodUpdated(Frozen):
+    """A new default payment method: during dunning it triggers an immediate retry (D9)."""
+
+    kind: Literal["payment_method_updated"] = "payment_method_updated"
+    payment_method_id: str | None = None
+    requested_by: Actor = Actor()
+
+
+Request = Annotated[
+    Cancel | Reactivate | Postpone | PaymentMethodUpdated, Field(discriminator="kind")
+]
