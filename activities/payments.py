@@ -1,0 +1,70 @@
+"""Temporal activities of the payments component: thin adapters over PaymentService.
+
+They are synchronous (``def``): the Stripe SDK and SQLAlchemy sessions used here are blocking,
+so the worker runs them in its ``activity_executor`` thread pool (see workers.main), where a
+slow Stripe call blocks one thread, never the event loop. The process-wide rate limiter is
+thread-safe for that reason.
+
+Error contract with the workflow:
+- a card decline is a result: ``ChargeResult(status="declined")``;
+- retryable gateway errors (429, 5xx, timeouts, connection errors, a refund in progress) and
+  database errors propagate unchanged, so Temporal retries them with the activity's policy;
+- non-retryable errors (invalid request, bad key, idempotency conflict) become
+  ``ApplicationError(non_retryable=True)`` whose ``type`` is the error class name.
+Every call is idempotent by the request's ``idempotency_key``, so a retry never pays twice.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.types import (ChargeRequest, ChargeResult, PendingChargesRequest,
+                              PendingChargesResult, RefundRequest, RefundResult)
+from payments.errors import PaymentError
+from payments.service import PaymentService
+
+
+def _translate(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PaymentError as err:
+            if err.retryable:
+                raise
+            raise ApplicationError(str(err), {"http_status": err.http_status, "code": err.code},
+                                   type=type(err).__name__, non_retryable=True) from err
+    return wrapper
+
+
+class PaymentActivities:
+    def __init__(self, service: PaymentService) -> None:
+        self.service = service
+
+    @activity.defn(name="charge")
+    @_translate
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        return self.service.charge(request)
+
+    @activity.defn(name="refund")
+    @_translate
+    def refund(self, request: RefundRequest) -> RefundResult:
+        return self.service.refund(request)
+
+    @activity.defn(name="collect_pending_charges")
+    @_translate
+    def collect_pending_charges(self, request: PendingChargesRequest) -> PendingChargesResult:
+        return self.service.collect_pending_charges(request)
+
+    @activity.defn(name="discard_pending_charges")
+    @_translate
+    def discard_pending_charges(self, request: PendingChargesRequest) -> PendingChargesResult:
+        return self.service.discard_pending_charges(request)
+
+    @activity.defn(name="close_open_charges")
+    @_translate
+    def close_open_charges(self, subscription_id: str) -> list[ChargeResult]:
+        return self.service.close_open_charges(subscription_id)

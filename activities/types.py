@@ -1,0 +1,82 @@
+"""Inputs and outputs of activities: plain pydantic models (never ORM objects), so workflow
+histories stay readable JSON and replay does not depend on the database layer.
+
+Every activity that moves money or credits carries an ``idempotency_key`` derived from business
+facts only ({subscription}:{period}:{attempt} and the like), never from time, randomness or run ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class ChargeRequest(BaseModel):
+    idempotency_key: str
+    subscription_id: str
+    customer_id: str
+    amount: int  # minor units
+    currency: str
+    description: str
+    purpose: Literal["renewal", "first_period", "final_invoice", "topup", "auto_recharge"]
+    period_key: str  # the billing period this charge pays for, e.g. the period start ISO string
+
+
+class ChargeResult(BaseModel):
+    status: Literal["succeeded", "declined"]
+    idempotency_key: str
+    payment_intent_id: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
+class RefundRequest(BaseModel):
+    idempotency_key: str
+    subscription_id: str
+    payment_intent_id: str
+    amount: int  # minor units, > 0
+    reason: str
+
+
+class RefundResult(BaseModel):
+    status: Literal["succeeded", "skipped"]
+    refund_id: str | None = None
+    amount: int = 0
+
+
+class PendingChargesRequest(BaseModel):
+    """Collect (D7) or discard (D6) what a subscription accumulated for its current term."""
+
+    idempotency_key: str
+    subscription_id: str
+    customer_id: str
+    currency: str
+    period_key: str
+
+
+class PendingChargesResult(BaseModel):
+    amount: int = 0
+    items: int = 0
+    charge: ChargeResult | None = None
+
+
+class CreditGrant(BaseModel):
+    idempotency_key: str
+    customer_id: str
+    subscription_id: str
+    period_key: str
+    amount: int
+    period_start: datetime
+    period_end: datetime
+
+
+class CreditPeriodChange(BaseModel):
+    """Forfeit a period's subscription credits (D15), or lock/unlock purchased credits (D16/D17)."""
+
+    idempotency_key: str
+    customer_id: str
+    subscription_id: str
+    period_key: str
+    at: datetime

@@ -1,0 +1,6 @@
+"""Payments: Stripe charges, refunds and pending charges, exactly once per idempotency key.
+
+service (PaymentService, the entry point) = charging + refunds + pending + customers;
+gateway (StripeGateway, the only Stripe caller), rate_limit (process-wide token bucket),
+errors (retryable or not), models/store (tables and compare-and-set updates), records (views).
+"""
