@@ -1,0 +1,18 @@
+"""Activity that records D8 events durably (idempotent by event id)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from temporalio import activity
+
+from domain.model import Event
+from eventlog import store
+
+
+class EventActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="record_event")
+    def record_event(self, event: Event) -> None:
+        store.append(self.engine, event)

@@ -1,0 +1,51 @@
+"""The durable record of D8 events. Event ids are deterministic (evt_<subscription>_<seq>), so a
+retried activity inserts each event exactly once; the table doubles as the outbox that
+outbound webhooks and notifications read from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlmodel import Field, SQLModel
+
+
+class SubscriptionEventRow(SQLModel, table=True):
+    __tablename__ = "subscription_event"
+    __table_args__ = (Index("ix_subscription_event_sub_seq", "subscription_id", "seq"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    subscription_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64, index=True)
+    seq: int
+    type: str = Field(max_length=64)
+    created: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    request_actor_kind: str | None = Field(default=None, max_length=32)
+    request_actor_id: str | None = Field(default=None, max_length=128)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    previous_attributes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class SubscriptionView(SQLModel, table=True):
+    """The read model the API lists and filters: each event's subscription snapshot, newest
+    sequence wins. Temporal search attributes serve the UI; this serves SQL filters and works
+    on servers without visibility (the time-skipping test server)."""
+
+    __tablename__ = "subscription_view"
+    __table_args__ = (Index("ix_subscription_view_org_status", "organization_id", "status"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    organization_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64, index=True)
+    plan_id: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    current_period_start: datetime = Field(sa_column=Column(DateTime(timezone=True),
+                                                            nullable=False))
+    current_period_end: datetime = Field(sa_column=Column(DateTime(timezone=True),
+                                                          nullable=False))
+    cancel_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_event_seq: int = 0

@@ -1,0 +1,121 @@
+"""Append and read D8 events; appending the same event twice is a no-op."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from domain.model import Actor, Event
+from eventlog.models import SubscriptionEventRow, SubscriptionView
+from store.engine import session_scope
+
+
+def _row(event: Event) -> SubscriptionEventRow:
+    data = event.data
+    return SubscriptionEventRow(
+        id=event.id,
+        subscription_id=data["id"],
+        customer_id=data["customer"],
+        seq=int(event.id.rsplit("_", 1)[1]),
+        type=event.type,
+        created=event.created,
+        request_actor_kind=event.request.kind if event.request else None,
+        request_actor_id=event.request.id if event.request else None,
+        data=data,
+        previous_attributes=event.previous_attributes,
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _project(session: Session, row: SubscriptionEventRow) -> None:
+    """Upsert the read model from the event's snapshot unless a newer event got there first."""
+    d = row.data
+    view = session.get(SubscriptionView, row.subscription_id)
+    if view is not None and view.last_event_seq >= row.seq:
+        return
+    view = view or SubscriptionView(id=row.subscription_id)
+    view.organization_id = d.get("organization") or d["customer"]
+    view.customer_id, view.plan_id, view.status = d["customer"], d["plan"], d["status"]
+    view.current_period_start = _dt(d["current_period_start"])
+    view.current_period_end = _dt(d["current_period_end"])
+    view.cancel_at, view.canceled_at = _dt(d["cancel_at"]), _dt(d["canceled_at"])
+    view.ended_at, view.cancel_at_period_end = _dt(d["ended_at"]), d["cancel_at_period_end"]
+    view.last_event_seq = row.seq
+    session.add(view)
+
+
+def append(engine: Engine, event: Event) -> bool:
+    """Store the event and project it; False if it was already stored (a retried activity)."""
+    with Session(engine) as session:
+        if session.get(SubscriptionEventRow, event.id) is not None:
+            return False
+    try:
+        with session_scope(engine) as session:
+            row = _row(event)
+            session.add(row)
+            _project(session, row)
+        return True
+    except IntegrityError:
+        return False
+
+
+def list_views(engine: Engine, organization_id: str, *, customer_id: str | None = None,
+               status: str | None = None, plan_id: str | None = None, limit: int = 100,
+               starting_after: str | None = None) -> list[SubscriptionView]:
+    """Subscriptions of one organization, filtered, ordered by id (cursor: starting_after)."""
+    query = select(SubscriptionView).where(SubscriptionView.organization_id == organization_id)
+    for column, value in ((SubscriptionView.customer_id, customer_id),
+                          (SubscriptionView.status, status),
+                          (SubscriptionView.plan_id, plan_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if starting_after:
+        query = query.where(SubscriptionView.id > starting_after)
+    with Session(engine) as session:
+        rows = session.exec(query.order_by(SubscriptionView.id).limit(limit)).all()
+    return [_utc_view(v) for v in rows]
+
+
+def get_view(engine: Engine, subscription_id: str) -> SubscriptionView | None:
+    with Session(engine) as session:
+        view = session.get(SubscriptionView, subscription_id)
+    return _utc_view(view) if view else None
+
+
+def _utc_view(view: SubscriptionView) -> SubscriptionView:
+    for name in ("current_period_start", "current_period_end", "cancel_at", "canceled_at",
+                 "ended_at"):
+        value = getattr(view, name)
+        if value is not None:
+            setattr(view, name, _utc(value))
+    return view
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite drops the offset on read; every stored instant is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def list_events(engine: Engine, subscription_id: str, limit: int = 100,
+                after_seq: int = 0) -> list[Event]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(SubscriptionEventRow)
+            .where(SubscriptionEventRow.subscription_id == subscription_id,
+                   SubscriptionEventRow.seq > after_seq)
+            .order_by(SubscriptionEventRow.seq)
+            .limit(limit)
+        ).all()
+    return [
+        Event(id=r.id, type=r.type, created=_utc(r.created),
+              request=Actor(kind=r.request_actor_kind, id=r.request_actor_id)
+              if r.request_actor_kind else None,
+              data=r.data, previous_attributes=r.previous_attributes)
+        for r in rows
+    ]

@@ -1,0 +1,78 @@
+"""The worker process: the subscription workflow plus every activity, wired to real services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.credits import CreditActivities
+from activities.events import EventActivities
+from activities.payments import PaymentActivities
+from config.settings import Settings, get_settings
+from ledger.service import Ledger
+from payments.gateway import StripeGateway
+from payments.service import PaymentService
+from store.engine import get_engine
+from store.migrate import upgrade
+from workers.client import connect
+from workflows.subscription import SubscriptionWorkflow
+
+log = logging.getLogger("workers")
+
+
+def build_activities(settings: Settings, engine: Engine) -> list:
+    payments = PaymentActivities(PaymentService(engine, StripeGateway(settings.stripe)))
+    credits = CreditActivities(Ledger(engine, settings.credits))
+    events = EventActivities(engine)
+    return [
+        payments.charge,
+        payments.refund,
+        payments.collect_pending_charges,
+        payments.discard_pending_charges,
+        payments.close_open_charges,
+        credits.grant_period_credits,
+        credits.forfeit_period_credits,
+        credits.lock_purchased_credits,
+        events.record_event,
+    ]
+
+
+def build_worker(client: Client, settings: Settings, engine: Engine | None = None,
+                 task_queue: str | None = None, max_concurrent_activities: int = 32) -> Worker:
+    engine = engine or get_engine(settings.database_url)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal.task_queue,
+        workflows=[SubscriptionWorkflow],
+        activities=build_activities(settings, engine),
+        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
+        max_concurrent_activities=max_concurrent_activities,
+    )
+
+
+async def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    upgrade(settings.database_url)
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling task queue %s at %s", settings.temporal.task_queue,
+                 settings.temporal.address)
+        await stop.wait()
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

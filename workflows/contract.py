@@ -1,0 +1,42 @@
+"""What clients need to talk to a subscription workflow: ids, names, search attributes.
+
+Shared by the workflow, the worker, the API, the CLI and tests so a name is spelled once.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+WORKFLOW_TYPE = "Subscription"
+TASK_QUEUE = "subscriptions"
+
+# Signals (fire-and-forget) and updates (validated, answer with the new state or an error)
+# share names with the request kinds; both end in the same code path inside the workflow.
+SIGNAL_CANCEL = "cancel"
+SIGNAL_REACTIVATE = "reactivate"
+SIGNAL_POSTPONE = "postpone"
+SIGNAL_PAYMENT_METHOD_UPDATED = "payment_method_updated"
+UPDATE_CANCEL = "cancel_subscription"
+UPDATE_REACTIVATE = "reactivate_subscription"
+UPDATE_POSTPONE = "postpone_cancellation"
+UPDATE_PAYMENT_METHOD = "update_payment_method"
+QUERY_STATE = "state"
+QUERY_EVENTS = "events"
+QUERY_REJECTED = "rejected_signals"
+
+STATUS = SearchAttributeKey.for_keyword("SubscriptionStatus")
+CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+ORGANIZATION = SearchAttributeKey.for_keyword("OrganizationId")
+PLAN = SearchAttributeKey.for_keyword("PlanId")
+PERIOD_END = SearchAttributeKey.for_datetime("CurrentPeriodEnd")
+CANCEL_AT = SearchAttributeKey.for_datetime("CancelAt")
+SEARCH_ATTRIBUTES = (STATUS, CUSTOMER, ORGANIZATION, PLAN, PERIOD_END, CANCEL_AT)
+
+
+def workflow_id(subscription_id: str) -> str:
+    """Readable ids, so operators find a subscription in the UI by its id."""
+    return f"subscription-{subscription_id}"
+
+
+def subscription_id_of(workflow_id_: str) -> str:
+    return workflow_id_.removeprefix("subscription-")

@@ -1,0 +1,316 @@
+"""SubscriptionWorkflow: the durable shell around the pure lifecycle core.
+
+One workflow per subscription (id ``subscription-<id>``). It sleeps until the core's next
+wake-up, feeds time, requests and payment outcomes into ``domain.lifecycle``, and executes the
+commands it gets back through activities. Signals and updates share one inbox processed by the
+main loop, so every request takes the same path, strictly one at a time, always after the
+transitions due at that instant. It continues as new after each renewal, once all handlers
+have finished, so history stays bounded for the lifetime of a subscription.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.types import (
+        ChargeRequest,
+        ChargeResult,
+        CreditGrant,
+        CreditPeriodChange,
+        PendingChargesRequest,
+        PendingChargesResult,
+        RefundRequest,
+        RefundResult,
+    )
+    from domain import lifecycle
+    from domain.commands import (
+        Charge,
+        CollectPendingCharges,
+        Command,
+        DiscardPendingCharges,
+        Emit,
+        ForfeitCredits,
+        GrantCredits,
+        LockPurchasedCredits,
+        PaymentOutcome,
+        Refund,
+    )
+    from domain.errors import RequestRefused
+    from domain.model import Event, SubscriptionState
+    from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
+    from workflows import contract
+    from workflows.types import RejectedSignal, SubscriptionInput
+
+ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# Infrastructure faults are retried until they pass; idempotency keys make that safe.
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+)
+REJECTED_KEPT = 20
+
+
+@dataclass
+class _Inbox:
+    request: Request
+    wait: bool  # an update waits for the answer; a signal does not
+    done: bool = False
+    result: SubscriptionState | None = None
+    error: RequestRefused | None = None
+
+
+@workflow.defn(name=contract.WORKFLOW_TYPE)
+class SubscriptionWorkflow:
+    @workflow.init
+    def __init__(self, inp: SubscriptionInput) -> None:
+        self.state: SubscriptionState | None = inp.state
+        self.inbox: list[_Inbox] = []
+        self.rejected: list[RejectedSignal] = []
+        self.started_period = inp.state.period_index if inp.state else None
+
+    # Main loop ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: SubscriptionInput) -> SubscriptionState:
+        if self.state is None:
+            assert inp.new is not None, "a new subscription or a carried state is required"
+            decision = lifecycle.create(inp.new, workflow.now())
+            await self._apply(decision)
+            self.started_period = self.state.period_index
+        while True:
+            await self._catch_up()
+            while self.inbox and not self.state.ended:
+                await self._handle(self.inbox.pop(0))
+                await self._catch_up()
+            if self.state.ended:
+                break
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.inbox:
+                    workflow.continue_as_new(SubscriptionInput(state=self.state))
+                continue
+            wake = lifecycle.next_wakeup(self.state)
+            timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(lambda: bool(self.inbox), timeout=timeout)
+            except TimeoutError:
+                pass
+        # Ended: answer anything still queued (it is refused: the subscription is over).
+        for item in self.inbox:
+            self._refuse(item, RequestRefused("subscription_ended", lifecycle.ENDED_MESSAGE
+                                              if isinstance(item.request, Reactivate) else
+                                              "the subscription has already ended"))
+        self.inbox.clear()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    def _should_continue_as_new(self) -> bool:
+        return (self.state.period_index != self.started_period
+                or workflow.info().is_continue_as_new_suggested())
+
+    async def _catch_up(self) -> None:
+        """Apply every transition due now (renewals, ends, retries) before any request."""
+        while True:
+            decision = lifecycle.advance(self.state, workflow.now())
+            if decision.state == self.state and not decision.commands:
+                return
+            await self._apply(decision)
+
+    async def _handle(self, item: _Inbox) -> None:
+        try:
+            decision = lifecycle.handle(self.state, item.request, workflow.now())
+        except RequestRefused as refused:
+            self._refuse(item, refused)
+            return
+        await self._apply(decision)
+        item.result, item.done = self.state, True
+
+    def _refuse(self, item: _Inbox, refused: RequestRefused) -> None:
+        item.error, item.done = refused, True
+        if not item.wait:
+            workflow.logger.warning("signal %s refused: %s", item.request.kind, refused.message)
+            self.rejected = (self.rejected + [RejectedSignal(
+                at=workflow.now(), kind=item.request.kind, code=refused.code,
+                message=refused.message)])[-REJECTED_KEPT:]
+
+    # Commands -> activities ------------------------------------------------------------------
+
+    async def _apply(self, decision: lifecycle.Decision) -> None:
+        self.state = decision.state
+        self._publish()
+        for command in decision.commands:
+            await self._execute(command)
+
+    async def _execute(self, command: Command) -> None:
+        s = self.state
+        if isinstance(command, Charge):
+            result = await self._activity("charge", ChargeRequest(
+                idempotency_key=command.idempotency_key, subscription_id=s.id,
+                customer_id=s.customer_id, amount=command.amount, currency=command.currency,
+                description=f"{s.plan.name} {command.period_key} (attempt {command.attempt})",
+                purpose=command.purpose, period_key=command.period_key), ChargeResult)
+            outcome = PaymentOutcome(
+                idempotency_key=command.idempotency_key, status=result.status,
+                amount=command.amount if result.status == "succeeded" else 0,
+                payment_intent_id=result.payment_intent_id,
+                decline_code=result.decline_code, message=result.message)
+            await self._apply(lifecycle.apply_outcome(self.state, outcome, workflow.now()))
+        elif isinstance(command, GrantCredits):
+            await self._activity("grant_period_credits", CreditGrant(
+                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
+                subscription_id=s.id, period_key=command.period_key, amount=command.amount,
+                period_start=command.period_start, period_end=command.period_end), None)
+        elif isinstance(command, ForfeitCredits | LockPurchasedCredits):
+            name = ("forfeit_period_credits" if isinstance(command, ForfeitCredits)
+                    else "lock_purchased_credits")
+            await self._activity(name, CreditPeriodChange(
+                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
+                subscription_id=s.id, period_key=command.period_key, at=command.at), None)
+        elif isinstance(command, CollectPendingCharges | DiscardPendingCharges):
+            request = PendingChargesRequest(
+                idempotency_key=command.idempotency_key, subscription_id=s.id,
+                customer_id=s.customer_id, currency=command.currency,
+                period_key=command.period_key)
+            if isinstance(command, CollectPendingCharges):
+                await self._activity("collect_pending_charges", request, PendingChargesResult)
+            else:
+                await self._activity("discard_pending_charges", request, PendingChargesResult)
+                await self._activity("close_open_charges", s.id, None)
+        elif isinstance(command, Refund):
+            await self._activity("refund", RefundRequest(
+                idempotency_key=command.idempotency_key, subscription_id=s.id,
+                payment_intent_id=command.payment_intent_id, amount=command.amount,
+                reason=command.reason), RefundResult)
+        elif isinstance(command, Emit):
+            await self._activity("record_event", command.event, None)
+        else:  # pragma: no cover - a new command without a mapping is a bug
+            raise RuntimeError(f"no activity for command {command!r}")
+
+    async def _activity(self, name: str, arg, result_type):
+        try:
+            return await workflow.execute_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY)
+        except ActivityError as err:
+            # Only non-retryable failures get here (bad configuration, a bug). Failing the
+            # workflow task (not the workflow) keeps the subscription alive and visible in the
+            # UI until an operator fixes the cause; the task is then retried.
+            raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
+
+    # Visibility --------------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        s = self.state
+        workflow.upsert_search_attributes([
+            contract.STATUS.value_set(s.status.value),
+            contract.CUSTOMER.value_set(s.customer_id),
+            contract.ORGANIZATION.value_set(s.organization_id),
+            contract.PLAN.value_set(s.plan.id),
+            contract.PERIOD_END.value_set(s.current_period_end),
+            contract.CANCEL_AT.value_set(s.cancel_at) if s.cancel_at
+            else contract.CANCEL_AT.value_unset(),
+        ])
+        workflow.set_current_details(
+            f"**{s.status.value}** · plan `{s.plan.id}` · customer `{s.customer_id}`\n\n"
+            f"period {s.current_period_start.isoformat()} → {s.current_period_end.isoformat()}"
+            + (f"\n\n{s.renewal_line}" if s.renewal_line else "")
+            + (f"\n\ndunning: attempt {s.dunning.attempts}, next retry "
+               f"{s.dunning.next_retry_at}" if s.dunning else ""))
+
+    # Queries -----------------------------------------------------------------------------------
+
+    @workflow.query(name=contract.QUERY_STATE)
+    def query_state(self) -> SubscriptionState:
+        return self.state
+
+    @workflow.query(name=contract.QUERY_EVENTS)
+    def query_events(self) -> list[Event]:
+        return list(self.state.recent_events) if self.state else []
+
+    @workflow.query(name=contract.QUERY_REJECTED)
+    def query_rejected(self) -> list[RejectedSignal]:
+        return self.rejected
+
+    # Signals: fire-and-forget ------------------------------------------------------------------
+
+    @workflow.signal(name=contract.SIGNAL_CANCEL)
+    def signal_cancel(self, request: Cancel) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
+    @workflow.signal(name=contract.SIGNAL_REACTIVATE)
+    def signal_reactivate(self, request: Reactivate) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
+    @workflow.signal(name=contract.SIGNAL_POSTPONE)
+    def signal_postpone(self, request: Postpone) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
+    @workflow.signal(name=contract.SIGNAL_PAYMENT_METHOD_UPDATED)
+    def signal_payment_method_updated(self, request: PaymentMethodUpdated) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
+    # Updates: validated, answer with the new state -----------------------------------------------
+
+    async def _submit(self, request: Request) -> SubscriptionState:
+        item = _Inbox(request, wait=True)
+        self.inbox.append(item)
+        await workflow.wait_condition(lambda: item.done)
+        if item.error is not None:
+            raise _application_error(item.error)
+        return item.result
+
+    def _validate(self, request: Request) -> None:
+        if self.state is None:
+            raise ApplicationError("the subscription is starting; try again",
+                                   type="not_ready", non_retryable=True)
+        try:
+            lifecycle.validate(self.state, request, workflow.now())
+        except RequestRefused as refused:
+            raise _application_error(refused) from None
+
+    @workflow.update(name=contract.UPDATE_CANCEL)
+    async def update_cancel(self, request: Cancel) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_cancel.validator
+    def _validate_cancel(self, request: Cancel) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_REACTIVATE)
+    async def update_reactivate(self, request: Reactivate) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_reactivate.validator
+    def _validate_reactivate(self, request: Reactivate) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_POSTPONE)
+    async def update_postpone(self, request: Postpone) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_postpone.validator
+    def _validate_postpone(self, request: Postpone) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_PAYMENT_METHOD)
+    async def update_payment_method(self, request: PaymentMethodUpdated) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_payment_method.validator
+    def _validate_payment_method(self, request: PaymentMethodUpdated) -> None:
+        self._validate(request)
+
+
+def _application_error(refused: RequestRefused) -> ApplicationError:
+    """Refusals cross the wire as ApplicationError: type = rule code, details = the body."""
+    return ApplicationError(
+        refused.message,
+        {"code": refused.code, "message": refused.message, "field": refused.field,
+         "http_status": refused.http_status},
+        type=refused.code, non_retryable=True)
