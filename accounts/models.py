@@ -1,0 +1,80 @@
+"""Tables of the accounts component (migration ``0004_accounts``).
+
+An API key is stored only as a SHA-256 hash: a leaked database does not leak working keys. The
+short ``prefix`` is kept in clear so people can tell their keys apart. Operator keys have no
+organization: they act on any of them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, ForeignKey, String, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware instants on both databases: SQLite drops the offset, so values are
+    stored as UTC and tagged UTC again on read, here instead of at each caller."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    BILLING_ADMIN = "billing_admin"
+    MEMBER = "member"
+    OPERATOR = "operator"  # not bound to an organization
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    created: datetime = Field(default_factory=utcnow,
+                              sa_column=Column(UTCDateTime(), nullable=False))
+    # D22: set once nothing is outstanding; the organization's keys stop working.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=64)
+    organization_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), ForeignKey("organization.id"), nullable=True, index=True))
+    role: str = Field(max_length=32)
+    name: str | None = Field(default=None, max_length=200)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created: datetime = Field(default_factory=utcnow,
+                              sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customer"
+
+    id: str = Field(primary_key=True, max_length=64)
+    organization_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("organization.id"), nullable=False, index=True))
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=200)
+    created: datetime = Field(default_factory=utcnow,
+                              sa_column=Column(UTCDateTime(), nullable=False))

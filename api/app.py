@@ -1,0 +1,83 @@
+"""The application factory: ``create_app()`` for uvicorn, ``create_app(settings, ...)`` in tests.
+
+One Temporal client per process: the lifespan connects it once and keeps it on ``app.state``
+(every request shares its connection); tests inject the time-skipping server's client, a
+clock and, if they want, their own payment and ledger services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from api import problems
+from api.deps import Clock
+from api.routes import credits, customers, meta, organizations, subscriptions
+from config.plans import load_catalog
+from config.settings import Settings, get_settings
+from ledger.service import Ledger
+from payments.gateway import StripeGateway
+from payments.service import PaymentService
+from store.engine import get_engine
+from store.migrate import upgrade
+from workers.client import connect
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """
+Subscriptions that live as durable workflows: create customers and subscriptions, cancel
+(immediately, at period end, at a date), reactivate before the end, postpone, preview what a
+cancellation affects, and use or top up credits.
+
+Authenticate with `Authorization: Bearer <api key>`. Every error is
+`application/problem+json` (RFC 9457): `code` names the rule, `errors` the offending fields.
+Requests that change a subscription accept an `Idempotency-Key` header: a retried call with the
+same key answers with the first outcome instead of acting twice.
+"""
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
+               clock: Clock | None = None, payments: PaymentService | None = None,
+               ledger: Ledger | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = get_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(upgrade, settings.database_url)
+        if app.state.temporal is None:
+            app.state.temporal = await connect(settings)
+            log.info("connected to Temporal at %s", settings.temporal.address)
+        yield
+
+    app = FastAPI(
+        title="Subscription engine API", version="1.0.0", description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "customers", "description": "Customers and their payment methods."},
+            {"name": "subscriptions", "description": "The subscription lifecycle (D1-D11)."},
+            {"name": "credits", "description": "Subscription and purchased credits (D15-D20)."},
+            {"name": "organizations", "description": "Organizations (D22)."},
+            {"name": "meta", "description": "The plan catalog and problem types."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.catalog = load_catalog(settings.plans_file)
+    app.state.temporal = temporal_client
+    app.state.clock = clock or wall_clock
+    app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
+    app.state.ledger = ledger or Ledger(engine, settings.credits)
+    problems.install(app)
+    for module in (customers, subscriptions, credits, organizations, meta):
+        app.include_router(module.router)
+    return app

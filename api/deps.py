@@ -1,0 +1,110 @@
+"""Request dependencies, as Annotated aliases (``SettingsDep``, ``PrincipalDep``...).
+
+Everything long-lived (settings, the Temporal client, the catalog, the payment and ledger
+services, the clock) is created once per process by ``create_app``/its lifespan and kept on
+``app.state``; dependencies only hand it out, so tests build an app with their own parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from accounts.keys import Principal, authenticate
+from api.problems import ApiProblem
+from config.plans import PlanCatalog
+from config.settings import Settings
+from ledger.service import Ledger
+from payments.service import PaymentService
+from store.engine import get_engine
+
+Clock = Callable[[], Awaitable[datetime]]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _engine(settings: SettingsDep) -> Engine:
+    return get_engine(settings.database_url)
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def _temporal(request: Request) -> Client:
+    client = getattr(request.app.state, "temporal", None)
+    if client is None:
+        raise ApiProblem(503, "upstream-unavailable", "not connected to Temporal yet",
+                         code="temporal_unavailable")
+    return client
+
+
+TemporalDep = Annotated[Client, Depends(_temporal)]
+
+
+def _catalog(request: Request) -> PlanCatalog:
+    return request.app.state.catalog
+
+
+CatalogDep = Annotated[PlanCatalog, Depends(_catalog)]
+
+
+async def _now(request: Request) -> datetime:
+    """The clock the subscriptions live by (tests pass the time-skipping server's clock)."""
+    return await request.app.state.clock()
+
+
+NowDep = Annotated[datetime, Depends(_now)]
+
+
+def _payments(request: Request) -> PaymentService:
+    return request.app.state.payments
+
+
+def _ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+PaymentsDep = Annotated[PaymentService, Depends(_payments)]
+LedgerDep = Annotated[Ledger, Depends(_ledger)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk_...`")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="subscriptions"'}
+
+
+async def _principal(engine: EngineDep, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiProblem(401, "unauthenticated", "missing API key: send Authorization: Bearer "
+                         "<key>", code="missing_api_key", headers=_CHALLENGE)
+    principal = await run_in_threadpool(authenticate, engine, credentials.credentials)
+    if principal is None:
+        raise ApiProblem(401, "unauthenticated", "unknown or revoked API key",
+                         code="invalid_api_key", headers=_CHALLENGE)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _billing_manager(principal: PrincipalDep) -> Principal:
+    """D21: only owners and billing admins (and operators) manage cancellation."""
+    if not principal.manages_billing:
+        raise ApiProblem(403, "forbidden", "only organization owners and billing admins can "
+                         "cancel or reactivate subscriptions; ask one of them",
+                         code="role_not_allowed")
+    return principal
+
+
+BillingManagerDep = Annotated[Principal, Depends(_billing_manager)]

@@ -1,0 +1,89 @@
+"""/v1/customers/{id}/credits: balances, usage (strict debit) and purchased top-ups.
+
+Caller keys are namespaced per customer and operation before they reach the ledger, whose keys
+are global: one organization's key can neither collide with nor reveal another's entries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
+
+from api import billing
+from api.deps import EngineDep, LedgerDep, NowDep, PaymentsDep, PrincipalDep
+from api.problems import ApiProblem, invalid, problem_responses
+from api.schemas.credits import CreditBalances, CreditEntryResource, TopupBody, UsageBody
+from api.scope import visible_customer
+from ledger.errors import InsufficientCredits
+from ledger.results import EntryResult
+
+router = APIRouter(prefix="/v1/customers/{customer_id}/credits", tags=["credits"])
+
+CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
+
+
+def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None
+           ) -> CreditEntryResource:
+    balances = ledger.balances(result.customer_id, now)
+    return CreditEntryResource(
+        id=result.entry_id, customer=result.customer_id, type=result.entry_type,
+        amount=result.amount, applied=result.applied, occurred_at=result.occurred_at,
+        balance=CreditBalances.from_balances(balances, ledger.policy),
+        payment_intent=payment_intent)
+
+
+@router.get("", response_model=CreditBalances,
+            responses=problem_responses(401, 404, 422), summary="Credit balances")
+async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
+                      ledger: LedgerDep, now: NowDep) -> CreditBalances:
+    """Usable credits by kind, locked purchased credits and outstanding usage."""
+    customer = await visible_customer(engine, principal, customer_id)
+    balances = await run_in_threadpool(ledger.balances, customer.id, now)
+    return CreditBalances.from_balances(balances, ledger.policy)
+
+
+@router.post("/usage", response_model=CreditEntryResource,
+             responses=problem_responses(401, 404, 409, 422),
+             summary="Spend credits on new work")
+async def use_credits(customer_id: CustomerId, body: UsageBody, principal: PrincipalDep,
+                      engine: EngineDep, ledger: LedgerDep, now: NowDep
+                      ) -> CreditEntryResource:
+    """All or nothing: 409 with the available amount when the credits do not cover it.
+    Retrying with the same `idempotency_key` returns the first result."""
+    customer = await visible_customer(engine, principal, customer_id)
+    key = f"{customer.id}:usage:{body.idempotency_key}"
+
+    def debit() -> CreditEntryResource:
+        return _entry(ledger, ledger.debit(customer.id, body.amount, key,
+                                           body.incurred_at or now), now)
+
+    try:
+        return await run_in_threadpool(debit)
+    except InsufficientCredits as err:
+        raise ApiProblem(409, "insufficient-credits",
+                         f"{err.requested} credits requested, {err.available} available",
+                         code=err.code, requested=err.requested,
+                         available=err.available) from None
+
+
+@router.post("/topups", response_model=CreditEntryResource,
+             responses=problem_responses(401, 402, 404, 422, 503),
+             summary="Buy credits")
+async def topup_credits(customer_id: CustomerId, body: TopupBody, principal: PrincipalDep,
+                        engine: EngineDep, ledger: LedgerDep, payments: PaymentsDep,
+                        now: NowDep) -> CreditEntryResource:
+    """Charges the customer's default payment method, then adds purchased credits (D16).
+    Idempotent by `idempotency_key`: a retry neither charges nor credits twice."""
+    customer = await visible_customer(engine, principal, customer_id)
+    if body.expires_at is not None and body.expires_at <= now:  # checked before charging
+        raise invalid("expires_at", "invalid_expiry", "expires_at must be in the future")
+    key = f"{customer.id}:topup:{body.idempotency_key}"
+
+    def buy() -> CreditEntryResource:
+        payment_intent = billing.charge_topup(payments, customer.id, body.amount, key)
+        result = ledger.purchase_topup(customer.id, body.amount, key, now, body.expires_at)
+        return _entry(ledger, result, now, payment_intent)
+
+    return await run_in_threadpool(buy)

@@ -1,0 +1,271 @@
+"""/v1/subscriptions: create, read, list, cancel, reactivate, postpone, preview, events.
+
+Changes go to the workflow as validated updates (``client_ops.send``): the workflow's own rules
+accept or refuse them, with the same reason the CLI and signals get. An ``Idempotency-Key``
+header becomes the update id (per operation), so a retried call answers with the first outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from starlette.concurrency import run_in_threadpool
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from accounts.ids import new_id
+from accounts.keys import Principal
+from api.deps import (
+    BillingManagerDep,
+    CatalogDep,
+    EngineDep,
+    LedgerDep,
+    NowDep,
+    PaymentsDep,
+    PrincipalDep,
+    SettingsDep,
+    TemporalDep,
+)
+from api.preview import CancellationPreview, build_preview
+from api.problems import ApiProblem, invalid, not_found, problem_responses
+from api.schemas.subscriptions import (
+    CancelBody,
+    CreateSubscription,
+    EventList,
+    EventResource,
+    PostponeBody,
+    Requester,
+    SubscriptionList,
+    SubscriptionResource,
+)
+from api.scope import (
+    live_state,
+    organization_for,
+    upstream_unavailable,
+    visible_customer,
+    visible_state,
+)
+from domain import lifecycle
+from domain.lifecycle import NewSubscription
+from domain.model import Status, SubscriptionState
+from domain.requests import Cancel, Postpone, Reactivate, Request
+from eventlog import store as eventlog
+from workflows import client_ops
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+SubscriptionId = Annotated[str, Path(max_length=64, examples=["sub_4fT9kQ2mZx8LpR1a"])]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=200,
+    description="Retrying with the same key answers with the first outcome; nothing happens "
+    "twice.")]
+
+# How long POST waits for the first payment's outcome before answering with what it has.
+_SETTLE_ATTEMPTS, _SETTLE_DELAY = 100, 0.1
+
+
+def _idempotent_subscription_id(principal: Principal, key: str) -> str:
+    """The same key from the same caller names the same subscription, so a retried create
+    finds the workflow it started instead of starting another (ids are never reused)."""
+    digest = hashlib.sha256(f"{principal.organization_id or principal.key_id}:{key}".encode())
+    return "sub_" + digest.hexdigest()[:20]
+
+
+async def _settled(client, subscription_id: str) -> SubscriptionState:
+    """The state once the first charge has an outcome (active, or incomplete if declined)."""
+    state = None
+    for _ in range(_SETTLE_ATTEMPTS):
+        state = await live_state(client, subscription_id)
+        if state is not None and state.awaiting_charge is None:
+            return state
+        await asyncio.sleep(_SETTLE_DELAY)
+    if state is None:
+        raise not_found("subscription", subscription_id)
+    return state
+
+
+@router.post("", status_code=201, response_model=SubscriptionResource,
+             responses=problem_responses(401, 404, 409, 422, 503),
+             summary="Create a subscription")
+async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
+                              engine: EngineDep, client: TemporalDep, settings: SettingsDep,
+                              catalog: CatalogDep, now: NowDep,
+                              idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
+    """Starts the subscription's workflow; the first period is charged at once (unless it
+    starts later or has a trial). A new subscription after an ended one starts a new billing
+    cycle (D4): pass `trial_end` at the old renewal date to keep the anchor."""
+    customer = await visible_customer(engine, principal, body.customer)
+    plan = catalog.get(body.plan)
+    if plan is None:
+        known = ", ".join(p.id for p in catalog.plans)
+        raise invalid("plan", "unknown_plan", f"no such plan: {body.plan}; choose one of {known}")
+    subscription_id = (_idempotent_subscription_id(principal, idempotency_key)
+                       if idempotency_key else new_id("sub"))
+    new = NewSubscription(id=subscription_id, customer_id=customer.id,
+                          organization_id=customer.organization_id, plan=plan,
+                          policy=client_ops.policy_from_settings(settings),
+                          start_date=body.start_date, trial_end=body.trial_end,
+                          requested_by=principal.actor)
+    lifecycle.create(new, now)  # the core's own checks (e.g. trial_end), before anything starts
+    try:
+        await client_ops.start(client, new, settings.temporal.task_queue)
+    except WorkflowAlreadyStartedError as err:
+        existing = await visible_state(client, principal, subscription_id)
+        if (existing.customer_id, existing.plan.id) != (customer.id, plan.id):
+            raise ApiProblem(409, "request-refused", "this Idempotency-Key was already used "
+                             "for a different subscription",
+                             code="idempotency_key_reused") from err
+        return SubscriptionResource.from_state(existing, now)
+    except RPCError as err:
+        raise upstream_unavailable(err) from err
+    return SubscriptionResource.from_state(await _settled(client, subscription_id), now)
+
+
+@router.get("", response_model=SubscriptionList, responses=problem_responses(401, 404, 422),
+            summary="List subscriptions")
+async def list_subscriptions(
+    principal: PrincipalDep, engine: EngineDep, client: TemporalDep, now: NowDep,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
+    status: Status | None = None,
+    plan: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(max_length=64, description=(
+        "The last id of the previous page."))] = None,
+    organization: Annotated[str | None, Query(max_length=64, description=(
+        "Operator keys only: the organization to list."))] = None,
+) -> SubscriptionList:
+    """Newest state of each subscription from the read model, ordered by id."""
+    org = await organization_for(engine, principal, organization)
+    views = await run_in_threadpool(
+        eventlog.list_views, engine, org, customer_id=customer,
+        status=status.value if status else None, plan_id=plan, limit=limit + 1,
+        starting_after=starting_after)
+    items = []
+    for view in views[:limit]:
+        if view.status == Status.PAST_DUE:  # access depends on the grace period: ask the workflow
+            state = await live_state(client, view.id)
+            if state is not None:
+                items.append(SubscriptionResource.from_state(state, now))
+                continue
+        items.append(SubscriptionResource.from_view(view, now))
+    return SubscriptionList(data=items, has_more=len(views) > limit)
+
+
+@router.get("/{subscription_id}", response_model=SubscriptionResource,
+            responses=problem_responses(401, 404, 422),
+            summary="Retrieve a subscription")
+async def get_subscription(subscription_id: SubscriptionId, principal: PrincipalDep,
+                           client: TemporalDep, engine: EngineDep, now: NowDep
+                           ) -> SubscriptionResource:
+    """The live state, read from the subscription's workflow (for an ended subscription whose
+    workflow history the server no longer keeps, the read model's last state)."""
+    state = await live_state(client, subscription_id)
+    if state is not None and principal.can_see(state.organization_id):
+        return SubscriptionResource.from_state(state, now)
+    view = None if state else await run_in_threadpool(eventlog.get_view, engine,
+                                                      subscription_id)
+    if view is None or not principal.can_see(view.organization_id):
+        raise not_found("subscription", subscription_id)
+    return SubscriptionResource.from_view(view, now)
+
+
+async def _send(client, principal: Principal, subscription_id: str, request: Request,
+                operation: str, idempotency_key: str | None, now) -> SubscriptionResource:
+    await visible_state(client, principal, subscription_id)
+    update_id = f"{operation}:{idempotency_key}" if idempotency_key else None
+    try:
+        state = await client_ops.send(client, subscription_id, request, update_id=update_id)
+    except RPCError as err:
+        raise upstream_unavailable(err) from err
+    return SubscriptionResource.from_state(state, now)
+
+
+@router.post("/{subscription_id}/cancel", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422), summary="Cancel a subscription")
+async def cancel_subscription(subscription_id: SubscriptionId, body: CancelBody,
+                              principal: BillingManagerDep, client: TemporalDep, now: NowDep,
+                              idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
+    """`immediately` ends it now (no further charges, optional refund, D6); `at_period_end`
+    keeps access until the paid-through date and the renewal line becomes "Cancelling on"
+    the same date (D2); `at_date` ends it at `cancel_at`. Owners and billing admins only."""
+    if body.mode == "at_date" and body.cancel_at is None:
+        raise invalid("cancel_at", "cancel_at_required",
+                      "cancel_at is required when mode is at_date")
+    request = Cancel(mode=body.mode, cancel_at=body.cancel_at, refund=body.refund,
+                     feedback=body.feedback, comment=body.comment,
+                     requested_by=principal.actor)
+    return await _send(client, principal, subscription_id, request, "cancel",
+                       idempotency_key, now)
+
+
+@router.post("/{subscription_id}/reactivate", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Remove a scheduled cancellation")
+async def reactivate_subscription(subscription_id: SubscriptionId,
+                                  principal: BillingManagerDep, client: TemporalDep,
+                                  now: NowDep, idempotency_key: IdempotencyKey = None
+                                  ) -> SubscriptionResource:
+    """Before the cancellation takes effect: back to active, same renewal date, nothing
+    charged now (D3). After it took effect: 409, create a new subscription (D4)."""
+    return await _send(client, principal, subscription_id,
+                       Reactivate(requested_by=principal.actor), "reactivate",
+                       idempotency_key, now)
+
+
+@router.post("/{subscription_id}/postpone", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Move a scheduled cancellation")
+async def postpone_cancellation(subscription_id: SubscriptionId, body: PostponeBody,
+                                principal: BillingManagerDep, client: TemporalDep,
+                                now: NowDep, idempotency_key: IdempotencyKey = None
+                                ) -> SubscriptionResource:
+    """Change the term end (D5). Time past the paid-through date is not charged."""
+    return await _send(client, principal, subscription_id,
+                       Postpone(cancel_at=body.cancel_at, requested_by=principal.actor),
+                       "postpone", idempotency_key, now)
+
+
+@router.get("/{subscription_id}/cancellation_preview", response_model=CancellationPreview,
+            responses=problem_responses(401, 404, 422), summary="What a cancellation would affect")
+async def cancellation_preview(subscription_id: SubscriptionId, principal: PrincipalDep,
+                               client: TemporalDep, ledger: LedgerDep,
+                               payments: PaymentsDep, now: NowDep) -> CancellationPreview:
+    """D23, before the customer confirms: the exact end date at period end, access until,
+    credits forfeited or locked, outstanding usage and open charges."""
+    state = await visible_state(client, principal, subscription_id)
+    return await run_in_threadpool(build_preview, state, now, ledger, payments)
+
+
+@router.get("/{subscription_id}/events", response_model=EventList,
+            responses=problem_responses(401, 404, 422),
+            summary="The subscription's events (D8)")
+async def list_subscription_events(
+    subscription_id: SubscriptionId, principal: PrincipalDep, engine: EngineDep,
+    client: TemporalDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    starting_after: Annotated[str | None, Query(max_length=128, description=(
+        "The last event id of the previous page."))] = None,
+) -> EventList:
+    view = await run_in_threadpool(eventlog.get_view, engine, subscription_id)
+    if view is None:  # just created: the read model may not have it yet
+        await visible_state(client, principal, subscription_id)
+    elif not principal.can_see(view.organization_id):
+        raise not_found("subscription", subscription_id)
+    after = 0
+    if starting_after is not None:
+        prefix = f"evt_{subscription_id}_"
+        if not starting_after.startswith(prefix) or not starting_after[len(prefix):].isdigit():
+            raise invalid("starting_after", "not_an_event_of_this_subscription",
+                          f"starting_after must be an event id of {subscription_id}")
+        after = int(starting_after[len(prefix):])
+    events = await run_in_threadpool(eventlog.list_events, engine, subscription_id,
+                                     limit + 1, after)
+    return EventList(has_more=len(events) > limit, data=[
+        EventResource(id=e.id, type=e.type, created=e.created,
+                      request=Requester(kind=e.request.kind, id=e.request.id)
+                      if e.request else None,
+                      data={"object": e.data, "previous_attributes": e.previous_attributes})
+        for e in events[:limit]])

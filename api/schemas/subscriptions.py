@@ -1,0 +1,193 @@
+"""The subscription resource and the bodies of subscription requests.
+
+A resource is rendered from the workflow's live state (one subscription) or from the SQL read
+model (lists). Either way the D2 portal line comes from the core's ``renewal_line``, so the
+API, the CLI and the Web UI say "Renewing on"/"Cancelling on" with the same date.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.model import CancelMode, RefundMode, Status, SubscriptionState
+from domain.requests import FEEDBACK
+from eventlog.models import SubscriptionView
+
+_EXAMPLE_END = "2026-12-24T10:00:00+00:00"
+
+
+class Renewal(BaseModel):
+    """D2: what the customer portal says about the next date."""
+
+    line: str | None = Field(description='"Renewing on <date>" or, once a cancellation is '
+                             'scheduled, "Cancelling on <date>" with the same date; '
+                             '"Trial ends on", "Starts on"; null once ended.',
+                             examples=[f"Cancelling on {_EXAMPLE_END}"])
+    date: datetime | None = Field(examples=[_EXAMPLE_END])
+
+
+class Requester(BaseModel):
+    kind: str = Field(examples=["api_key"])
+    id: str | None = Field(default=None, examples=["key_3Hd8sKq0LmN2pQrS"])
+
+
+class CancellationDetails(BaseModel):
+    mode: CancelMode
+    reason: str = Field(examples=["cancellation_requested"])
+    feedback: str | None = None
+    comment: str | None = None
+    refund: RefundMode = "none"
+    requested_by: Requester | None = None
+
+
+class SubscriptionResource(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "sub_4fT9kQ2mZx8LpR1a", "object": "subscription",
+        "customer": "cus_8sKd92LmQpXz0aBc", "organization": "org_Q1w2E3r4T5y6U7i8",
+        "plan": "pro-monthly", "status": "non_renewing",
+        "current_period_start": "2026-11-24T10:00:00+00:00",
+        "current_period_end": _EXAMPLE_END, "cancel_at": _EXAMPLE_END,
+        "cancel_at_period_end": True, "canceled_at": "2026-11-30T08:12:00+00:00",
+        "ended_at": None, "has_access": True,
+        "renewal": {"line": f"Cancelling on {_EXAMPLE_END}", "date": _EXAMPLE_END},
+    }]})
+
+    id: str
+    object: Literal["subscription"] = "subscription"
+    customer: str
+    organization: str
+    plan: str = Field(description="Plan id in the catalog (GET /v1/plans).")
+    status: Status
+    created: datetime | None = None
+    start_date: datetime | None = None
+    billing_cycle_anchor: datetime | None = None
+    trial_end: datetime | None = None
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at: datetime | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    cancellation_details: CancellationDetails | None = None
+    has_access: bool = Field(description="Paid features are available now (D2, D9 grace).")
+    renewal: Renewal
+
+    @classmethod
+    def from_state(cls, state: SubscriptionState, now: datetime) -> SubscriptionResource:
+        c = state.cancellation
+        details = None if c is None else CancellationDetails(
+            mode=c.mode, reason=c.reason, feedback=c.feedback, comment=c.comment,
+            refund=c.refund, requested_by=Requester(kind=c.requested_by.kind,
+                                                    id=c.requested_by.id))
+        return cls(
+            id=state.id, customer=state.customer_id, organization=state.organization_id,
+            plan=state.plan.id, status=state.status, created=state.created,
+            start_date=state.start_date, billing_cycle_anchor=state.billing_cycle_anchor,
+            trial_end=state.trial_end, current_period_start=state.current_period_start,
+            current_period_end=state.current_period_end, cancel_at=state.cancel_at,
+            cancel_at_period_end=state.cancel_at_period_end, canceled_at=state.canceled_at,
+            ended_at=state.ended_at, cancellation_details=details,
+            has_access=state.has_access(now), renewal=renewal_of(state))
+
+    @classmethod
+    def from_view(cls, view: SubscriptionView, now: datetime) -> SubscriptionResource:
+        """A list item from the read model. The view holds what the core's ``renewal_line``
+        and ``has_access`` read for every status but ``past_due`` (whose grace period lives in
+        the workflow: callers render those from the live state)."""
+        state = SubscriptionState.model_construct(
+            id=view.id, customer_id=view.customer_id, organization_id=view.organization_id,
+            status=Status(view.status), start_date=view.current_period_start,
+            current_period_start=view.current_period_start,
+            current_period_end=view.current_period_end, cancel_at=view.cancel_at, dunning=None)
+        return cls(
+            id=view.id, customer=view.customer_id, organization=view.organization_id,
+            plan=view.plan_id, status=state.status,
+            current_period_start=view.current_period_start,
+            current_period_end=view.current_period_end, cancel_at=view.cancel_at,
+            cancel_at_period_end=view.cancel_at_period_end, canceled_at=view.canceled_at,
+            ended_at=view.ended_at, has_access=state.has_access(now), renewal=renewal_of(state))
+
+
+def renewal_of(state: SubscriptionState) -> Renewal:
+    line = state.renewal_line
+    # The date is read back from the line itself, so the two can never disagree.
+    return Renewal(line=line, date=datetime.fromisoformat(line.rsplit(" on ", 1)[1])
+                   if line else None)
+
+
+class SubscriptionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SubscriptionResource]
+    has_more: bool = Field(description="More items follow; pass the last id as starting_after.")
+    url: str = "/v1/subscriptions"
+
+
+class CreateSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"customer": "cus_8sKd92LmQpXz0aBc", "plan": "pro-monthly"},
+        {"customer": "cus_8sKd92LmQpXz0aBc", "plan": "pro-monthly",
+         "trial_end": "2026-12-24T10:00:00Z"},
+    ]})
+
+    customer: str = Field(min_length=1, max_length=64)
+    plan: str = Field(min_length=1, max_length=64)
+    start_date: AwareDatetime | None = Field(
+        default=None, description="A future start makes the subscription `scheduled` (D10).")
+    trial_end: AwareDatetime | None = Field(
+        default=None, description="D4: resubscribe with trial_end at the old renewal date to "
+        "keep the billing anchor and not bill twice.")
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"mode": "at_period_end", "feedback": "too_expensive"},
+        {"mode": "immediately", "refund": "prorated"},
+        {"mode": "at_date", "cancel_at": "2027-01-31T00:00:00Z"},
+    ]})
+
+    mode: CancelMode = Field(default="at_period_end", description=(
+        "immediately: ends now (D6); at_period_end: keeps access until the paid-through date "
+        "(D2); at_date: ends at cancel_at."))
+    cancel_at: AwareDatetime | None = Field(default=None,
+                                            description="Required with mode at_date.")
+    refund: RefundMode = Field(default="none", description=(
+        "Refund of the current period's payment when the subscription ends: prorated pays back "
+        "the unused share (immediately, or at_date inside the period)."))
+    feedback: FEEDBACK | None = None
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class PostponeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"cancel_at": "2027-01-31T00:00:00Z"}]})
+
+    cancel_at: AwareDatetime = Field(description="The new end; past the paid-through date the "
+                                     "extra time is not charged (D5).")
+
+
+class EventResource(BaseModel):
+    """A D8 event, shaped like Stripe's."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "evt_sub_4fT9kQ2mZx8LpR1a_000003", "object": "event",
+        "type": "customer.subscription.updated", "created": "2026-11-30T08:12:00+00:00",
+        "request": {"kind": "api_key", "id": "key_3Hd8sKq0LmN2pQrS"},
+        "data": {"object": {"id": "sub_4fT9kQ2mZx8LpR1a", "status": "non_renewing"},
+                 "previous_attributes": {"status": "active", "cancel_at": None}},
+    }]})
+
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    created: datetime
+    request: Requester | None
+    data: dict
+
+
+class EventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EventResource]
+    has_more: bool

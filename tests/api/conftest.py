@@ -1,0 +1,86 @@
+"""HTTP API fixtures: the real app over ASGI, the real worker (workflow + every activity) on a
+fresh time-skipping Temporal server per test, a migrated SQLite file and localstripe.
+
+One environment per test keeps one running subscription per time-skipping server (see
+shared/TOOLCHAIN.md); the server starts in a fraction of a second. Time moves only through
+``env.sleep``; ``settle`` waits (in real time) for the worker to finish what the jump caused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from accounts import keys
+from accounts.models import Role
+from api.app import create_app
+from config.settings import Settings, TemporalSettings
+from store.engine import get_engine
+from tests.api.helpers import Org, bearer
+from tests.fakes_stripe import localstripe_url, stripe_settings  # noqa: F401
+from tests.support.temporal import time_skipping_env
+
+
+@pytest.fixture
+def settings(sqlite_url: str, localstripe_url: str) -> Settings:  # noqa: F811
+    return Settings(
+        database_url=sqlite_url,
+        stripe=stripe_settings(localstripe_url),
+        temporal=TemporalSettings(task_queue=f"api-tests-{uuid.uuid4().hex[:8]}"),
+    )
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await time_skipping_env()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+async def http(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app wired to the test server's client and clock (no worker: for tests that start
+    no subscription)."""
+    app = create_app(settings, temporal_client=env.client, clock=env.get_current_time)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+@pytest.fixture
+async def api(http: httpx.AsyncClient, env: WorkflowEnvironment,
+              settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the real worker (the workflow and every activity) polling its queue."""
+    from workers.main import build_worker
+    async with build_worker(env.client, settings):
+        yield http
+
+
+def _make_org(settings: Settings, name: str) -> Org:
+    engine = get_engine(settings.database_url)
+    org, owner = keys.create_organization_with_owner(engine, name)
+    _, admin = keys.create_api_key(engine, org.id, Role.BILLING_ADMIN)
+    _, member = keys.create_api_key(engine, org.id, Role.MEMBER)
+    return Org(org.id, bearer(owner), bearer(admin), bearer(member))
+
+
+@pytest.fixture
+def org(settings: Settings) -> Org:
+    return _make_org(settings, "Acme")
+
+
+@pytest.fixture
+def other_org(settings: Settings) -> Org:
+    return _make_org(settings, "Globex")
+
+
+@pytest.fixture
+def operator(settings: Settings) -> dict[str, str]:
+    _, raw = keys.create_operator_key(get_engine(settings.database_url), "tests")
+    return bearer(raw)

@@ -1,0 +1,88 @@
+"""Small HTTP helpers shared by the API tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from tests.fakes_stripe import CARD_OK
+
+
+@dataclass
+class Org:
+    id: str
+    owner: dict[str, str]
+    billing_admin: dict[str, str]
+    member: dict[str, str]
+
+
+def bearer(raw_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {raw_key}"}
+
+
+async def settle(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+    """Poll ``check`` (real time) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+def assert_problem(response: httpx.Response, status: int, **fields: Any) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    for name, value in fields.items():
+        assert body[name] == value, (name, body)
+    return body
+
+
+def dt(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+async def create_customer(api: httpx.AsyncClient, org: Org, card: str | None = CARD_OK,
+                          email: str = "ada@example.com") -> dict[str, Any]:
+    body: dict[str, Any] = {"email": email, "name": "Ada Lovelace"}
+    if card is not None:
+        body["payment_method"] = card
+    r = await api.post("/v1/customers", json=body, headers=org.owner)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def create_subscription(api: httpx.AsyncClient, org: Org, customer: str,
+                              plan: str = "pro-monthly", **extra: Any) -> dict[str, Any]:
+    r = await api.post("/v1/subscriptions", json={"customer": customer, "plan": plan, **extra},
+                       headers=org.owner)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def get_subscription(api: httpx.AsyncClient, org: Org, sub_id: str) -> dict[str, Any]:
+    r = await api.get(f"/v1/subscriptions/{sub_id}", headers=org.member)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def renewal_date(sub: dict[str, Any]) -> datetime:
+    """The date inside the D2 line, which must equal ``renewal.date``."""
+    line = sub["renewal"]["line"]
+    date = dt(line.rsplit(" on ", 1)[1])
+    assert date == dt(sub["renewal"]["date"])
+    return date

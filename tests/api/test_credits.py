@@ -1,0 +1,71 @@
+"""Credits through HTTP: balances, strict usage (409 with what is available), paid top-ups,
+each idempotent by key; the subscription's own credits arrive with its first paid period."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import assert_problem, create_customer, create_subscription, settle
+
+pytestmark = pytest.mark.temporal
+
+
+async def test_usage_topups_and_balances(http, org):
+    customer = await create_customer(http, org)
+    credits = f"/v1/customers/{customer['id']}/credits"
+    r = await http.get(credits, headers=org.member)
+    assert r.status_code == 200, r.text
+    assert r.json()["available"] == 0 and r.json()["outstanding"] == 0
+
+    r = await http.post(f"{credits}/usage", json={"amount": 50, "idempotency_key": "job-1"},
+                       headers=org.member)
+    body = assert_problem(r, 409, code="insufficient_credits",
+                          type="/problems/insufficient-credits")
+    assert body["available"] == 0 and body["requested"] == 50
+
+    topup = {"amount": 1000, "idempotency_key": "topup-1"}
+    first = await http.post(f"{credits}/topups", json=topup, headers=org.owner)
+    assert first.status_code == 200, first.text
+    assert first.json()["balance"]["balances"]["purchased"] == 1000
+    assert first.json()["payment_intent"]
+    again = await http.post(f"{credits}/topups", json=topup, headers=org.owner)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["payment_intent"] == first.json()["payment_intent"]
+    assert again.json()["balance"]["available"] == 1000  # neither charged nor credited twice
+    r = await http.post(f"{credits}/topups", json={**topup, "amount": 5}, headers=org.owner)
+    assert assert_problem(r, 422)["errors"][0]["field"] == "idempotency_key"
+
+    use = {"amount": 300, "idempotency_key": "job-2"}
+    r = await http.post(f"{credits}/usage", json=use, headers=org.member)
+    assert r.status_code == 200, r.text
+    assert r.json()["balance"]["available"] == 700
+    r = await http.post(f"{credits}/usage", json=use, headers=org.member)
+    assert r.json()["balance"]["available"] == 700
+    r = await http.post(f"{credits}/usage", json={"amount": 701, "idempotency_key": "job-3"},
+                       headers=org.member)
+    assert assert_problem(r, 409)["available"] == 700
+
+    for body, field in (({"amount": 0, "idempotency_key": "k"}, "amount"),
+                        ({"amount": 5}, "idempotency_key"),
+                        ({"amount": 5, "idempotency_key": "has space"}, "idempotency_key"),
+                        ({"amount": 5, "idempotency_key": "k",
+                          "incurred_at": "2026-01-01T00:00:00"}, "incurred_at")):
+        r = await http.post(f"{credits}/usage", json=body, headers=org.member)
+        assert assert_problem(r, 422)["errors"][0]["field"] == field
+    r = await http.post(f"{credits}/topups", json={
+        "amount": 5, "idempotency_key": "old", "expires_at": "2000-01-01T00:00:00Z"},
+        headers=org.owner)
+    assert assert_problem(r, 422)["errors"][0]["field"] == "expires_at"
+    assert (await http.get(credits, headers=org.member)).json()["available"] == 700
+
+
+async def test_subscription_credits_arrive_with_the_paid_period(api, org):
+    customer = await create_customer(api, org)
+    await create_subscription(api, org, customer["id"])
+
+    async def granted():
+        r = await api.get(f"/v1/customers/{customer['id']}/credits", headers=org.member)
+        return r.json() if r.json()["balances"]["subscription"] else None
+
+    balance = await settle(granted)
+    assert balance["balances"]["subscription"] == 5000 and balance["available"] == 5000
