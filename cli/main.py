@@ -1,0 +1,181 @@
+"""`subs`: the operator CLI. It talks to Temporal and the database directly (operators run it
+next to the worker), through the same client operations the HTTP API uses, so a refusal reads
+the same everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from config.settings import get_settings
+from domain.errors import RequestRefused
+from domain.model import Actor
+from domain.requests import Cancel, Postpone, Reactivate
+from eventlog import store as eventlog
+from store.engine import get_engine
+from workers.client import connect
+from workflows import client_ops
+
+app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
+                  "postpone; `demo` seeds the local stack.",
+                  no_args_is_help=True)
+OPERATOR = Actor(kind="operator", id="cli")
+
+
+def _run(coro) -> Any:
+    return asyncio.run(coro)
+
+
+def _print(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+async def _send(subscription_id: str, request) -> None:
+    client = await connect(get_settings())
+    try:
+        state = await client_ops.send(client, subscription_id, request)
+    except RequestRefused as refused:
+        typer.secho(f"refused ({refused.code}): {refused.message}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    _print(_summary(state))
+
+
+def _summary(state) -> dict[str, Any]:
+    data = state.snapshot()
+    data["renewal"] = state.renewal_line
+    return data
+
+
+@app.command("list")
+def list_(
+    organization: Annotated[str, typer.Option(help="organization id")],
+    status: Annotated[str | None, typer.Option(help="e.g. active, non_renewing")] = None,
+    customer: Annotated[str | None, typer.Option()] = None,
+    plan: Annotated[str | None, typer.Option()] = None,
+    limit: int = 50,
+) -> None:
+    """List subscriptions of an organization from the read model."""
+    views = eventlog.list_views(get_engine(get_settings().database_url), organization,
+                                status=status, customer_id=customer, plan_id=plan, limit=limit)
+    for v in views:
+        end = v.cancel_at or v.current_period_end
+        typer.echo(f"{v.id:24} {v.status:13} {v.customer_id:20} {v.plan_id:14} "
+                   f"{'ends' if v.cancel_at else 'renews'} {end.isoformat()}")
+
+
+@app.command()
+def show(subscription_id: str) -> None:
+    """The live state of one subscription (queried from its workflow)."""
+    async def go():
+        return await client_ops.get_state(await connect(get_settings()), subscription_id)
+    _print(_summary(_run(go())))
+
+
+@app.command()
+def events(subscription_id: str, limit: int = 100) -> None:
+    """The D8 events of a subscription."""
+    rows = eventlog.list_events(get_engine(get_settings().database_url), subscription_id,
+                                limit=limit)
+    for e in rows:
+        who = f"{e.request.kind}:{e.request.id}" if e.request else "automatic"
+        typer.echo(f"{e.created.isoformat()} {e.type:36} {who:22} {e.data['status']}")
+
+
+@app.command()
+def cancel(
+    subscription_id: str,
+    mode: Annotated[str, typer.Option(help="immediately | at_period_end | at_date")] =
+    "at_period_end",
+    at: Annotated[datetime | None, typer.Option(help="cancel_at for mode at_date (UTC ISO)")] =
+    None,
+    refund: Annotated[str, typer.Option(help="none | prorated | full")] = "none",
+    comment: str | None = None,
+) -> None:
+    """Cancel immediately, at period end, or at a date."""
+    try:
+        request = Cancel(mode=mode, cancel_at=at, refund=refund, comment=comment,
+                         requested_by=OPERATOR)
+    except ValueError as err:
+        typer.secho(f"invalid: {err}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    _run(_send(subscription_id, request))
+
+
+@app.command()
+def reactivate(subscription_id: str) -> None:
+    """Remove a scheduled cancellation (before it takes effect)."""
+    _run(_send(subscription_id, Reactivate(requested_by=OPERATOR)))
+
+
+@app.command()
+def postpone(subscription_id: str,
+             at: Annotated[datetime, typer.Option(help="new cancel_at (UTC ISO)")]) -> None:
+    """Move a scheduled cancellation; extra time past the paid term is not charged (D5)."""
+    try:
+        request = Postpone(cancel_at=at, requested_by=OPERATOR)
+    except ValueError as err:
+        typer.secho(f"invalid: {err}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    _run(_send(subscription_id, request))
+
+
+@app.command()
+def credits(customer_id: str) -> None:
+    """A customer's credit balances by kind, now (D15-D20)."""
+    from datetime import UTC
+
+    from ledger.service import Ledger
+
+    settings = get_settings()
+    ledger = Ledger(get_engine(settings.database_url), settings.credits)
+    _print(ledger.balances(customer_id, datetime.now(UTC)).model_dump(mode="json"))
+
+
+@app.command()
+def demo(
+    plan: Annotated[str, typer.Option(help="plan id from config/plans.yaml")] = "demo",
+    card: Annotated[str, typer.Option(help="test card; 4000000000000341 declines")] =
+    "4242424242424242",
+    api_url: Annotated[str | None, typer.Option(help="default: the configured API")] = None,
+) -> None:
+    """Seed the local stack: an organization with an owner key, a customer with a test card,
+    and a subscription on the short demo plan, all through the HTTP API."""
+    import httpx
+
+    from accounts import keys
+    from store.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    org, raw_key = keys.create_organization_with_owner(get_engine(settings.database_url),
+                                                       "Demo organization")
+    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        customer = http.post("/v1/customers", json={
+            "email": "demo@example.com", "name": "Demo customer", "payment_method": card})
+        if customer.status_code >= 400:
+            typer.secho(customer.text, fg="red", err=True)
+            raise typer.Exit(code=1)
+        customer_id = customer.json()["id"]
+        sub = http.post("/v1/subscriptions", json={"customer": customer_id, "plan": plan})
+        if sub.status_code >= 400:
+            typer.secho(sub.text, fg="red", err=True)
+            raise typer.Exit(code=1)
+    sid = sub.json()["id"]
+    typer.echo(f"organization  {org.id}\nowner key     {raw_key}\ncustomer      {customer_id}\n"
+               f"subscription  {sid} ({sub.json()['status']}, plan {plan})\n\n"
+               f"Web UI:  http://127.0.0.1:8233/namespaces/default/workflows/"
+               f"subscription-{sid}\n"
+               f"Then:    subs show {sid}\n"
+               f"         subs cancel {sid} --mode at_period_end\n"
+               f"         subs reactivate {sid}\n"
+               f"         curl -H 'Authorization: Bearer {raw_key}' {base}/v1/subscriptions/{sid}")
+
+
+if __name__ == "__main__":
+    app()
