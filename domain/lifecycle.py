@@ -15,7 +15,7 @@ reactivation at the instant a cancellation takes effect is one moment too late.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.commands import (
@@ -301,6 +301,7 @@ def _retry(state: SubscriptionState, at: datetime) -> Decision:
 
 def apply_outcome(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
     """Feed back the result of the Charge in flight. A stale or unknown outcome is ignored."""
+    now = require_utc(now, "now")
     if state.awaiting_charge != outcome.idempotency_key:
         return Decision(state=state)
     if outcome.status == "succeeded":
@@ -317,9 +318,11 @@ def _refund_amount(state: SubscriptionState, at: datetime, mode: str) -> int:
         return paid if mode == "full" else 0
     if mode == "prorated":
         start, end = state.current_period_start, state.current_period_end
-        remaining = max((end - max(at, start)).total_seconds(), 0.0)
-        total = (end - start).total_seconds()
-        return int(paid * remaining // total) if total > 0 else 0
+        # Integer microseconds: float seconds lose a cent on sub-second instants.
+        micro = timedelta(microseconds=1)
+        remaining = max((end - max(at, start)) // micro, 0)
+        total = (end - start) // micro
+        return paid * remaining // total if total > 0 else 0
     return 0
 
 
@@ -412,6 +415,14 @@ def advance(state: SubscriptionState, now: datetime) -> Decision:
 # Requests --------------------------------------------------------------------------------------
 
 
+def _in_trial(state: SubscriptionState) -> bool:
+    """Still inside the trial (``trialing``, or ``non_renewing`` after a postponed trial
+    cancellation): the current period is the uncharged trial ending at ``trial_end``."""
+    return (state.trial_end is not None and not state.in_extension
+            and state.status in (Status.TRIALING, Status.NON_RENEWING)
+            and state.current_period_end == state.trial_end)
+
+
 def _refuse_if_ended(state: SubscriptionState, action: str) -> None:
     if state.ended:
         if action == "reactivate":
@@ -451,8 +462,9 @@ def _cancel(state: SubscriptionState, req: Cancel, now: datetime) -> Decision:
                                  "use mode immediately to cancel now", field="cancel_at")
         cancel_at = req.cancel_at
     within = cancel_at <= state.current_period_end
-    status = state.status
-    if state.status != Status.TRIALING:
+    if _in_trial(state):
+        status = Status.TRIALING
+    else:
         status = Status.NON_RENEWING if within else Status.ACTIVE
     if state.in_extension and not within:
         raise RequestRefused("in_extension", "the subscription is in a postponed, unpaid "
@@ -478,7 +490,9 @@ def _reactivate(state: SubscriptionState, req: Reactivate, now: datetime) -> Dec
         "cancel_at_period_end": False,
         "canceled_at": None,
         "cancellation": None,
-        "status": Status.TRIALING if state.status == Status.TRIALING else Status.ACTIVE,
+        # Reactivating only removes the cancellation: past_due stays past_due (dunning).
+        "status": Status.TRIALING if _in_trial(state) else (
+            Status.ACTIVE if state.status == Status.NON_RENEWING else state.status),
     }
     if state.in_extension:
         # D3+D5: renew at the next anchor date; the postponed time stays a free extension.
@@ -504,7 +518,14 @@ def _postpone(state: SubscriptionState, req: Postpone, now: datetime) -> Decisio
                              "cancel_at must be after the paid-through date "
                              f"{paid_through.isoformat()}", field="cancel_at")
     update: dict[str, Any] = {"cancel_at": req.cancel_at}
-    if state.status != Status.TRIALING:
+    within = req.cancel_at <= state.current_period_end
+    if _in_trial(state):
+        # D5: a trial that was ending (cancel_at inside it) and is postponed past trial_end is
+        # extended uncharged, never converted; an at-date cancel beyond it still converts.
+        ending = state.status == Status.NON_RENEWING or state.cancel_at <= \
+            state.current_period_end
+        update["status"] = Status.NON_RENEWING if ending and not within else Status.TRIALING
+    elif state.status == Status.ACTIVE and within:
         update["status"] = Status.NON_RENEWING
     update["cancel_at_period_end"] = (req.cancel_at == state.current_period_end
                                       and not state.in_extension)

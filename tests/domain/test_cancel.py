@@ -127,11 +127,6 @@ def test_nothing_to_refund_on_a_free_plan(mode):
     assert d.of(Refund, d.since(mark)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _refund_amount computes the prorated share with float seconds "
-    "(paid * remaining.total_seconds() // total), so instants with sub-second precision lose a "
-    "cent: 3000 * 23/3000 of the period must refund exactly 23, the code refunds 22. Use "
-    "integer microseconds: paid * (remaining // 1us) // (total // 1us)."))
 def test_prorated_refund_is_exact_with_millisecond_instants():
     d = active()
     when = at(2024, 2, 29, 6, 39, 50, 400_000)  # exactly 23/3000 of the period remains

@@ -292,7 +292,7 @@ def test_scheduled_cancel_is_refused_while_incomplete():
     assert d.state.status == Status.CANCELED
 
 
-# Contradictions -----------------------------------------------------------------------------------
+# Dunning is kept by reactivate and postpone ------------------------------------------------------
 
 
 def _past_due_with_cancel_at() -> Driver:
@@ -304,12 +304,6 @@ def _past_due_with_cancel_at() -> Driver:
     return d
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _reactivate sets status ACTIVE whatever the current status. A past_due "
-    "subscription with a scheduled cancel_at (at_date beyond the term, then a declined "
-    "renewal) becomes 'active' with its period unpaid: dunning retries stop (next_wakeup "
-    "ignores dunning when active) and access is granted without payment. Reactivate should "
-    "only remove the cancellation and keep past_due/incomplete/unpaid."))
 def test_reactivate_during_dunning_keeps_past_due_and_the_retries():
     d = _past_due_with_cancel_at()
     d.request(Reactivate(), at(2024, 3, 1))
@@ -318,10 +312,6 @@ def test_reactivate_during_dunning_keeps_past_due_and_the_retries():
     assert next_wakeup(d.state) == RETRY2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _postpone sets status non_renewing whatever the current status. On a past_due "
-    "subscription (cancel_at set, renewal declined) this stops the dunning retries, grants "
-    "access without payment and at the period end rolls into the 'unpaid extension'."))
 def test_postpone_during_dunning_keeps_past_due_and_the_retries():
     d = _past_due_with_cancel_at()
     d.request(Postpone(cancel_at=at(2024, 3, 25)), at(2024, 3, 1))

@@ -249,15 +249,9 @@ def test_postpone_after_the_end_is_refused():
     assert err.value.code == "subscription_ended"
 
 
-# Contradictions with D5 / lifecycle.md ------------------------------------------------------------
+# Postpone keeps charged renewals and uncharged trials (D5, lifecycle.md) -----------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _postpone forces status non_renewing even on an ACTIVE subscription whose cancel_at "
-    "(mode at_date) lies beyond the current term. At the period end it then rolls into the "
-    "unpaid extension instead of renewing, so the full periods before cancel_at are never "
-    "charged (lifecycle.md 'cancel at_date ... Beyond it -> stays active ... full periods "
-    "renew (charged)'). Postponing by one second turns 2 paid months into free ones."))
 def test_postponing_a_date_cancellation_beyond_the_term_keeps_renewals_charged():
     d = Driver.create(T0)
     d.request(Cancel(mode="at_date", cancel_at=at(2024, 4, 15)), MID)
@@ -267,11 +261,6 @@ def test_postponing_a_date_cancellation_beyond_the_term_keeps_renewals_charged()
     assert [c.period_key[:8] for c in d.charges] == ["20240131", "20240229", "20240331"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (D5): postponing a trial's scheduled cancellation beyond trial_end leaves the status "
-    "'trialing', so at trial_end the first period is opened and charged; D5 says the "
-    "subscription stays non_renewing until the new date and no payment is collected for the "
-    "intermediate period (the trial is never converted)."))
 def test_postponing_a_trial_cancellation_beyond_the_trial_end_collects_nothing():
     trial_end = at(2024, 2, 14)
     d = Driver.create(T0, trial_end=trial_end)
@@ -280,3 +269,35 @@ def test_postponing_a_trial_cancellation_beyond_the_trial_end_collects_nothing()
     d.advance(at(2024, 3, 1))
     assert d.charges == []
     assert d.state.status == Status.CANCELED and d.state.ended_at == at(2024, 3, 1)
+
+
+def test_reactivating_a_postponed_trial_cancellation_restores_the_trial():
+    trial_end = at(2024, 2, 14)
+    d = Driver.create(T0, trial_end=trial_end)
+    d.request(Cancel(mode="at_period_end"), at(2024, 2, 1))
+    d.request(Postpone(cancel_at=at(2024, 3, 1)), at(2024, 2, 2))
+    assert d.state.status == Status.NON_RENEWING
+    d.request(Reactivate(), at(2024, 2, 3))
+    assert d.state.status == Status.TRIALING and d.state.cancel_at is None
+    d.advance(trial_end)
+    assert [c.purpose for c in d.charges] == ["first_period"]
+    assert d.state.status == Status.ACTIVE
+
+
+def test_cancelling_again_inside_a_postponed_trial_keeps_it_a_trial():
+    trial_end = at(2024, 2, 14)
+    d = Driver.create(T0, trial_end=trial_end)
+    d.request(Cancel(mode="at_period_end"), at(2024, 2, 1))
+    d.request(Postpone(cancel_at=at(2024, 3, 1)), at(2024, 2, 2))
+    d.request(Cancel(mode="at_period_end"), at(2024, 2, 3))
+    assert d.state.status == Status.TRIALING and d.state.cancel_at == trial_end
+    d.advance(trial_end)
+    assert d.charges == [] and d.state.status == Status.CANCELED
+
+
+def test_postponing_a_trial_cancellation_inside_the_trial_keeps_trialing():
+    trial_end = at(2024, 2, 14)
+    d = Driver.create(T0, trial_end=trial_end)
+    d.request(Cancel(mode="at_date", cancel_at=at(2024, 2, 10)), at(2024, 2, 1))
+    d.request(Postpone(cancel_at=at(2024, 2, 12)), at(2024, 2, 2))
+    assert d.state.status == Status.TRIALING

@@ -234,10 +234,6 @@ def test_naive_now_is_rejected(call):
         call(active().state)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: apply_outcome does not call require_utc(now): a naive now is accepted and stored "
-    "(dunning.next_retry_at, event.created), after which next_wakeup returns a naive datetime "
-    "and the next advance(aware now) raises TypeError comparing naive and aware datetimes."))
 def test_apply_outcome_rejects_a_naive_now():
     d = Driver.create(T0, outcomes=[HOLD])
     with pytest.raises(ValueError, match="timezone-aware"):
