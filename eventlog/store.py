@@ -119,3 +119,12 @@ def list_events(engine: Engine, subscription_id: str, limit: int = 100,
               data=r.data, previous_attributes=r.previous_attributes)
         for r in rows
     ]
+
+
+def customer_views(engine: Engine, customer_id: str) -> list[SubscriptionView]:
+    """Every subscription of one customer (the wallet rules D18/D19 look at all of them)."""
+    with Session(engine) as session:
+        rows = session.exec(select(SubscriptionView)
+                            .where(SubscriptionView.customer_id == customer_id)
+                            .order_by(SubscriptionView.id)).all()
+    return [_utc_view(v) for v in rows]

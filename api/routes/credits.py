@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
-from api import billing
-from api.deps import EngineDep, LedgerDep, NowDep, PaymentsDep, PrincipalDep
+from api import billing, wallet
+from api.deps import CatalogDep, EngineDep, LedgerDep, NowDep, PaymentsDep, PrincipalDep
 from api.problems import ApiProblem, invalid, problem_responses
 from api.schemas.credits import CreditBalances, CreditEntryResource, TopupBody, UsageBody
 from api.scope import visible_customer
@@ -37,10 +37,16 @@ def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None
 @router.get("", response_model=CreditBalances,
             responses=problem_responses(401, 404, 422), summary="Credit balances")
 async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
-                      ledger: LedgerDep, now: NowDep) -> CreditBalances:
-    """Usable credits by kind, locked purchased credits and outstanding usage."""
+                      ledger: LedgerDep, catalog: CatalogDep, now: NowDep) -> CreditBalances:
+    """Usable credits by kind, locked purchased credits and outstanding usage. Without a paid
+    term, today's free allowance (D18) is included."""
     customer = await visible_customer(engine, principal, customer_id)
-    balances = await run_in_threadpool(ledger.balances, customer.id, now)
+
+    def read():
+        wallet.grant_free_daily_if_due(ledger, engine, catalog, customer.id, now)
+        return ledger.balances(customer.id, now)
+
+    balances = await run_in_threadpool(read)
     return CreditBalances.from_balances(balances, ledger.policy)
 
 
@@ -48,16 +54,21 @@ async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: 
              responses=problem_responses(401, 404, 409, 422),
              summary="Spend credits on new work")
 async def use_credits(customer_id: CustomerId, body: UsageBody, principal: PrincipalDep,
-                      engine: EngineDep, ledger: LedgerDep, now: NowDep
-                      ) -> CreditEntryResource:
+                      engine: EngineDep, ledger: LedgerDep, payments: PaymentsDep,
+                      catalog: CatalogDep, now: NowDep) -> CreditEntryResource:
     """All or nothing: 409 with the available amount when the credits do not cover it.
-    Retrying with the same `idempotency_key` returns the first result."""
+    Retrying with the same `idempotency_key` returns the first result. Without a paid term
+    today's free allowance (D18) is available; during one, a debit that leaves the balance
+    under the auto-recharge threshold buys the configured amount (D19)."""
     customer = await visible_customer(engine, principal, customer_id)
     key = f"{customer.id}:usage:{body.idempotency_key}"
 
     def debit() -> CreditEntryResource:
-        return _entry(ledger, ledger.debit(customer.id, body.amount, key,
-                                           body.incurred_at or now), now)
+        wallet.grant_free_daily_if_due(ledger, engine, catalog, customer.id, now)
+        result = ledger.debit(customer.id, body.amount, key, body.incurred_at or now)
+        wallet.auto_recharge_after(result, ledger, payments, engine, catalog, now,
+                                   billing.TOPUP_CURRENCY, billing.TOPUP_UNIT_PRICE)
+        return _entry(ledger, result, now)
 
     try:
         return await run_in_threadpool(debit)

@@ -15,13 +15,15 @@ async def test_usage_topups_and_balances(http, org):
     credits = f"/v1/customers/{customer['id']}/credits"
     r = await http.get(credits, headers=org.member)
     assert r.status_code == 200, r.text
-    assert r.json()["available"] == 0 and r.json()["outstanding"] == 0
+    # no paid term: today's free allowance (D18) is all there is
+    assert r.json()["available"] == 100 and r.json()["outstanding"] == 0
+    assert r.json()["balances"]["free_daily"] == 100
 
-    r = await http.post(f"{credits}/usage", json={"amount": 50, "idempotency_key": "job-1"},
+    r = await http.post(f"{credits}/usage", json={"amount": 150, "idempotency_key": "job-1"},
                        headers=org.member)
     body = assert_problem(r, 409, code="insufficient_credits",
                           type="/problems/insufficient-credits")
-    assert body["available"] == 0 and body["requested"] == 50
+    assert body["available"] == 100 and body["requested"] == 150
 
     topup = {"amount": 1000, "idempotency_key": "topup-1"}
     first = await http.post(f"{credits}/topups", json=topup, headers=org.owner)
@@ -31,19 +33,22 @@ async def test_usage_topups_and_balances(http, org):
     again = await http.post(f"{credits}/topups", json=topup, headers=org.owner)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["payment_intent"] == first.json()["payment_intent"]
-    assert again.json()["balance"]["available"] == 1000  # neither charged nor credited twice
+    assert again.json()["balance"]["available"] == 1100  # neither charged nor credited twice
     r = await http.post(f"{credits}/topups", json={**topup, "amount": 5}, headers=org.owner)
     assert assert_problem(r, 422)["errors"][0]["field"] == "idempotency_key"
 
     use = {"amount": 300, "idempotency_key": "job-2"}
     r = await http.post(f"{credits}/usage", json=use, headers=org.member)
     assert r.status_code == 200, r.text
-    assert r.json()["balance"]["available"] == 700
+    assert r.json()["balance"]["available"] == 800
+    # soonest-expiring first: today's free credits go before purchased ones
+    assert r.json()["balance"]["balances"] == {"subscription": 0, "free_daily": 0,
+                                               "purchased": 800}
     r = await http.post(f"{credits}/usage", json=use, headers=org.member)
-    assert r.json()["balance"]["available"] == 700
-    r = await http.post(f"{credits}/usage", json={"amount": 701, "idempotency_key": "job-3"},
+    assert r.json()["balance"]["available"] == 800
+    r = await http.post(f"{credits}/usage", json={"amount": 801, "idempotency_key": "job-3"},
                        headers=org.member)
-    assert assert_problem(r, 409)["available"] == 700
+    assert assert_problem(r, 409)["available"] == 800
 
     for body, field in (({"amount": 0, "idempotency_key": "k"}, "amount"),
                         ({"amount": 5}, "idempotency_key"),
@@ -56,7 +61,7 @@ async def test_usage_topups_and_balances(http, org):
         "amount": 5, "idempotency_key": "old", "expires_at": "2000-01-01T00:00:00Z"},
         headers=org.owner)
     assert assert_problem(r, 422)["errors"][0]["field"] == "expires_at"
-    assert (await http.get(credits, headers=org.member)).json()["available"] == 700
+    assert (await http.get(credits, headers=org.member)).json()["available"] == 800
 
 
 async def test_subscription_credits_arrive_with_the_paid_period(api, org):
