@@ -59,6 +59,24 @@ class CreditSettings(BaseModel):
     auto_recharge_amount: int = 0
 
 
+class NotificationSettings(BaseModel):
+    """D14 emails over SMTP and outbound webhooks (defaults: the local stack's debug server)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_seconds: float = 10.0
+    from_address: str = "Subscriptions <billing@localhost>"
+    # The subscription-ending notice is sent this long before a scheduled cancel takes effect.
+    ending_notice: timedelta = timedelta(days=3)
+    webhook_timeout_seconds: float = 10.0
+    # Failed deliveries are retried after backoff_initial * 2**(attempt-1), capped at backoff_max.
+    backoff_initial: timedelta = timedelta(seconds=10)
+    backoff_max: timedelta = timedelta(hours=6)
+    max_attempts: int = 20
+    poll_interval_seconds: float = 1.0
+    batch_size: int = 20
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -70,6 +88,7 @@ class Settings(BaseSettings):
     stripe: StripeSettings = StripeSettings()
     dunning: DunningSettings = DunningSettings()
     credits: CreditSettings = CreditSettings()
+    notifications: NotificationSettings = NotificationSettings()
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"

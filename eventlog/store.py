@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from domain.model import Actor, Event
 from eventlog.models import SubscriptionEventRow, SubscriptionView
+from notifications.outbox import enqueue as enqueue_notifications
 from store.engine import session_scope
 
 
@@ -60,6 +61,7 @@ def append(engine: Engine, event: Event) -> bool:
             row = _row(event)
             session.add(row)
             _project(session, row)
+            enqueue_notifications(session, event)  # D14: atomic with the event
         return True
     except IntegrityError:
         return False

@@ -7,7 +7,8 @@ import importlib
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
-MODEL_MODULES = ("ledger.models", "payments.models", "eventlog.models", "accounts.models")
+MODEL_MODULES = ("ledger.models", "payments.models", "eventlog.models", "accounts.models",
+                 "notifications.models")
 
 
 def all_metadata() -> MetaData:

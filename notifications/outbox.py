@@ -1,0 +1,106 @@
+"""The outbox: queued in the event's transaction, leased by dispatchers, marked when done.
+
+At least once: a row is sent, then marked; a dispatcher that dies in between leaves the row to
+be sent again when its lease runs out (emails carry a Message-ID and webhooks an event id so
+receivers drop the duplicate). Two dispatchers never hold the same lease: PostgreSQL claims
+with ``FOR UPDATE SKIP LOCKED``, SQLite (one writer at a time) with a conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from accounts.models import Customer
+from config.settings import get_settings
+from domain.model import Event
+from notifications.derive import derive
+from notifications.models import OutboxMessage, OutboxStatus, WebhookEndpoint
+from store.engine import session_scope
+
+
+def enqueue(session: Session, event: Event, ending_notice: timedelta | None = None) -> int:
+    """Queue the event's messages in the caller's transaction (the one storing the event)."""
+    data = event.data
+    customer = session.get(Customer, data["customer"])
+    organization = data.get("organization") or data["customer"]
+    endpoint_ids = list(session.exec(select(WebhookEndpoint.id).where(
+        WebhookEndpoint.organization_id == organization).order_by(WebhookEndpoint.id)).all())
+    notice = ending_notice if ending_notice is not None \
+        else get_settings().notifications.ending_notice
+    messages = derive(event, email=customer.email if customer else None,
+                      endpoint_ids=endpoint_ids, ending_notice=notice)
+    for m in messages:
+        session.add(OutboxMessage(dedupe_key=m.dedupe_key(event.id), event_id=event.id,
+                                  kind=m.kind, channel=m.channel, recipient=m.recipient,
+                                  subscription_id=data["id"], payload=m.payload,
+                                  next_attempt_at=m.due))
+    return len(messages)
+
+
+def claim(engine: Engine, now: datetime, *, limit: int, lease: timedelta) -> list[OutboxMessage]:
+    """Lease up to ``limit`` due rows to this caller until ``now + lease``."""
+    token = uuid.uuid4().hex
+    due = (OutboxMessage.status == OutboxStatus.PENDING.value) & \
+        (OutboxMessage.next_attempt_at <= now)
+    lease_values = {"next_attempt_at": now + lease, "claim_token": token,
+                    "attempts": OutboxMessage.attempts + 1}
+    with session_scope(engine) as session:
+        query = select(OutboxMessage.id).where(due).order_by(
+            OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
+        if engine.dialect.name == "postgresql":
+            ids = list(session.exec(query.with_for_update(skip_locked=True)).all())
+            if ids:
+                session.exec(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                             .values(**lease_values))
+        else:
+            for row_id in session.exec(query).all():
+                session.exec(update(OutboxMessage).where(OutboxMessage.id == row_id, due)
+                             .values(**lease_values))
+    with Session(engine) as session:
+        return list(session.exec(select(OutboxMessage).where(
+            OutboxMessage.claim_token == token,
+            OutboxMessage.status == OutboxStatus.PENDING.value)).all())
+
+
+def _finish(engine: Engine, message: OutboxMessage, **values) -> bool:
+    """Only the lease holder may finish a row; False if its lease was lost to another."""
+    with session_scope(engine) as session:
+        result = session.exec(update(OutboxMessage).where(
+            OutboxMessage.id == message.id, OutboxMessage.claim_token == message.claim_token,
+            OutboxMessage.status == OutboxStatus.PENDING.value).values(**values))
+        return result.rowcount == 1
+
+
+def mark_sent(engine: Engine, message: OutboxMessage, now: datetime) -> bool:
+    return _finish(engine, message, status=OutboxStatus.SENT.value, sent_at=now,
+                   last_error=None)
+
+
+def mark_skipped(engine: Engine, message: OutboxMessage, reason: str) -> bool:
+    return _finish(engine, message, status=OutboxStatus.SKIPPED.value, last_error=reason[:1000])
+
+
+def mark_failed(engine: Engine, message: OutboxMessage, now: datetime, error: str, *,
+                backoff_initial: timedelta, backoff_max: timedelta, max_attempts: int) -> bool:
+    """Retry later with exponential backoff, or give up after the last attempt."""
+    if message.attempts >= max_attempts:
+        return _finish(engine, message, status=OutboxStatus.FAILED.value,
+                       last_error=error[:1000])
+    delay = min(backoff_initial * 2 ** (message.attempts - 1), backoff_max)
+    return _finish(engine, message, next_attempt_at=now + delay, last_error=error[:1000])
+
+
+def list_messages(engine: Engine, *, subscription_id: str | None = None,
+                  event_id: str | None = None) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if subscription_id is not None:
+        query = query.where(OutboxMessage.subscription_id == subscription_id)
+    if event_id is not None:
+        query = query.where(OutboxMessage.event_id == event_id)
+    with Session(engine) as session:
+        return list(session.exec(query).all())
