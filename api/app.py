@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from api import problems
 from api.deps import Clock
-from api.routes import credits, customers, meta, organizations, subscriptions
+from api.routes import credits, customers, meta, organizations, subscriptions, webhooks
 from config.plans import load_catalog
 from config.settings import Settings, get_settings
 from ledger.service import Ledger
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             {"name": "credits", "description": "Subscription and purchased credits (D15-D20)."},
             {"name": "organizations", "description": "Organizations (D22)."},
             {"name": "meta", "description": "The plan catalog and problem types."},
+            {"name": "webhooks", "description": "Signed events from Stripe."},
         ],
     )
     app.state.settings = settings
@@ -78,6 +79,6 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
-    for module in (customers, subscriptions, credits, organizations, meta):
+    for module in (customers, subscriptions, credits, organizations, meta, webhooks):
         app.include_router(module.router)
     return app

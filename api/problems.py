@@ -47,6 +47,11 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "The payment did not go through",
         "The card was declined or the payment provider refused it; `decline_code` says why "
         "when the provider gave a reason."),
+    "invalid-signature": (
+        "The webhook signature is not valid",
+        "The `Stripe-Signature` header is missing, does not sign the payload with the "
+        "endpoint's secret, or is older than the tolerance; `code` says which. Nothing was "
+        "done."),
     "unauthenticated": (
         "Authentication required",
         "Send `Authorization: Bearer <api key>` with a live key."),

@@ -8,7 +8,7 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 MODEL_MODULES = ("ledger.models", "payments.models", "eventlog.models", "accounts.models",
-                 "notifications.models")
+                 "notifications.models", "webhooks.models")
 
 
 def all_metadata() -> MetaData:

@@ -10,13 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
-from temporalio.service import RPCError
 
 from accounts.customers import create_customer, new_customer_id
-from accounts.keys import Principal
 from accounts.models import Customer
 from api import billing
 from api.deps import EngineDep, PaymentsDep, PrincipalDep, TemporalDep
+from api.dunning import retry_dunning
 from api.problems import invalid, problem_responses
 from api.schemas.accounts import (
     CreateCustomer,
@@ -24,17 +23,11 @@ from api.schemas.accounts import (
     PaymentMethodResult,
     UpdatePaymentMethod,
 )
-from api.scope import organization_for, upstream_unavailable, visible_customer
-from domain.errors import RequestRefused
-from domain.model import Status
-from domain.requests import PaymentMethodUpdated
-from eventlog import store as eventlog
-from workflows import client_ops
+from api.scope import organization_for, visible_customer
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
-IN_DUNNING = (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID)
 
 
 def _resource(customer: Customer, payment_method: str | None) -> CustomerResource:
@@ -89,25 +82,7 @@ async def update_payment_method(customer_id: CustomerId, body: UpdatePaymentMeth
     field = "card_number" if body.card_number else "payment_method_id"
     pm = await run_in_threadpool(billing.set_default_payment_method, payments, customer.id,
                                  body.card_number or body.payment_method_id, field)
-    retried = await _retry_dunning(client, engine, principal, customer, pm)
+    retried = await retry_dunning(client, engine, customer, pm, principal.actor)
     return PaymentMethodResult(customer=_resource(customer, pm),
                                 retried_subscriptions=retried)
 
-
-async def _retry_dunning(client, engine, principal: Principal, customer: Customer,
-                         payment_method: str) -> list[str]:
-    retried = []
-    for status in IN_DUNNING:
-        views = await run_in_threadpool(eventlog.list_views, engine, customer.organization_id,
-                                        customer_id=customer.id, status=status.value)
-        for view in views:
-            request = PaymentMethodUpdated(payment_method_id=payment_method,
-                                                  requested_by=principal.actor)
-            try:
-                await client_ops.send(client, view.id, request)
-            except RequestRefused:
-                continue  # it left dunning in the meantime (paid, or ended): nothing to retry
-            except RPCError as err:
-                raise upstream_unavailable(err) from err
-            retried.append(view.id)
-    return sorted(retried)

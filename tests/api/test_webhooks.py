@@ -1,0 +1,228 @@
+"""Stripe webhooks through HTTP: payloads signed with Stripe's real scheme (HMAC-SHA256 over
+"{t}.{payload}", header "t=...,v1=..."), localstripe holding the current facts.
+
+Forged, tampered and stale deliveries are refused and change nothing; a duplicate is processed
+once; an older event arriving after a newer one changes nothing (handlers act on current
+facts); a new default payment method retries a past_due subscription's payment (D9) and it
+becomes active again, against the real worker on the time-skipping server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import stripe
+
+from payments import store as payment_store
+from store.engine import get_engine
+from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
+from tests.fakes_stripe import CARD_DECLINED, CARD_OK
+from webhooks import store as webhook_store
+
+pytestmark = pytest.mark.temporal
+
+PATH = "/webhooks/stripe"
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def event(type_: str, obj: dict[str, Any], created: int | None = None) -> dict[str, Any]:
+    return {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": type_,
+            "created": int(time.time()) if created is None else created, "livemode": False,
+            "api_version": "2024-06-20", "data": {"object": obj}}
+
+
+async def deliver(http, settings, evt: dict[str, Any], *, secret: str | None = None,
+                  timestamp: int | None = None):
+    payload = json.dumps(evt).encode()
+    header = sign(payload, secret or settings.stripe.webhook_secret, timestamp)
+    return await http.post(PATH, content=payload, headers={
+        "Stripe-Signature": header, "Content-Type": "application/json"})
+
+
+class Stripe:
+    """Direct access to localstripe: what a customer does at Stripe (portal, Checkout)."""
+
+    def __init__(self, settings) -> None:
+        self.v1 = stripe.StripeClient(settings.stripe.api_key, base_addresses={
+            "api": settings.stripe.api_base}).v1
+        self.engine = get_engine(settings.database_url)
+
+    def stripe_id(self, customer_id: str) -> str:
+        return payment_store.get_customer(self.engine, customer_id).stripe_customer_id
+
+    def local_default(self, customer_id: str) -> str | None:
+        return payment_store.get_customer(self.engine, customer_id).default_payment_method
+
+    def attach(self, customer_id: str, card: str = CARD_OK, *, default: bool = True) -> str:
+        pm = self.v1.payment_methods.create({"type": "card", "card": {
+            "number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+        self.v1.payment_methods.attach(pm.id, {"customer": self.stripe_id(customer_id)})
+        if default:
+            self.v1.customers.update(self.stripe_id(customer_id), {
+                "invoice_settings": {"default_payment_method": pm.id}})
+        return pm.id
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        return self.v1.customers.retrieve(self.stripe_id(customer_id)).to_dict()
+
+    def payment_method(self, pm_id: str) -> dict[str, Any]:
+        return self.v1.payment_methods.retrieve(pm_id).to_dict()
+
+
+async def test_forged_tampered_and_stale_deliveries_change_nothing(http, settings, org):
+    customer = await create_customer(http, org)
+    at_stripe = Stripe(settings)
+    new_pm = at_stripe.attach(customer["id"])
+    evt = event("customer.updated", at_stripe.customer(customer["id"]))
+    payload = json.dumps(evt).encode()
+    engine = get_engine(settings.database_url)
+
+    refusals = [
+        ({"Stripe-Signature": sign(payload, "whsec_someone_else")}, payload, "signature_invalid"),
+        ({"Stripe-Signature": sign(payload, settings.stripe.webhook_secret)},
+         payload.replace(b'"livemode": false', b'"livemode": true'), "signature_invalid"),
+        ({"Stripe-Signature": sign(payload, settings.stripe.webhook_secret,
+                                   int(time.time()) - settings.stripe.webhook_tolerance_seconds
+                                   - 5)}, payload, "signature_expired"),
+        ({"Stripe-Signature": "t=abc,v1=zzz"}, payload, "signature_invalid"),
+        ({}, payload, "signature_missing"),
+    ]
+    for headers, body, code in refusals:
+        r = await http.post(PATH, content=body, headers=headers)
+        assert_problem(r, 400, code=code, type="/problems/invalid-signature")
+        assert webhook_store.get(engine, evt["id"]) is None
+        assert at_stripe.local_default(customer["id"]) == customer["default_payment_method"]
+
+    r = await deliver(http, settings, evt)
+    assert r.status_code == 200, r.text
+    assert r.json()["handled"] is True and r.json()["duplicate"] is False
+    assert at_stripe.local_default(customer["id"]) == new_pm
+    got = (await http.get(f"/v1/customers/{customer['id']}", headers=org.member)).json()
+    assert got["default_payment_method"] == new_pm
+
+
+async def test_a_duplicate_delivery_is_processed_once(http, settings, org):
+    customer = await create_customer(http, org)
+    at_stripe = Stripe(settings)
+    second = at_stripe.attach(customer["id"])
+    evt = event("customer.updated", at_stripe.customer(customer["id"]))
+    r = await deliver(http, settings, evt)
+    assert r.json()["handled"] is True and at_stripe.local_default(customer["id"]) == second
+
+    # The default changes again at Stripe; a redelivery of the first event must not act (had it
+    # run its handler, it would have read the current facts and adopted the third method).
+    third = at_stripe.attach(customer["id"])
+    r = await deliver(http, settings, evt)
+    assert r.status_code == 200, r.text
+    assert r.json()["duplicate"] is True and r.json()["handled"] is False
+    assert at_stripe.local_default(customer["id"]) == second != third
+
+
+async def test_an_older_event_after_a_newer_one_is_harmless(http, settings, org):
+    customer = await create_customer(http, org, card=None)
+    at_stripe = Stripe(settings)
+    older_pm = at_stripe.attach(customer["id"], default=False)
+    older = event("payment_method.attached", at_stripe.payment_method(older_pm),
+                  created=int(time.time()) - 60)
+    newer_pm = at_stripe.attach(customer["id"])
+    newer = event("customer.updated", at_stripe.customer(customer["id"]))
+
+    r = await deliver(http, settings, newer)
+    assert r.json()["handled"] is True and at_stripe.local_default(customer["id"]) == newer_pm
+    r = await deliver(http, settings, older)  # says "attached older_pm": the newer default stays
+    assert r.status_code == 200, r.text
+    assert r.json()["detail"] == f"unchanged: {newer_pm} is already the default"
+    assert at_stripe.local_default(customer["id"]) == newer_pm
+    assert at_stripe.customer(customer["id"])["invoice_settings"] == {
+        "default_payment_method": newer_pm}
+
+
+async def test_an_attached_method_becomes_the_default_when_there_is_none(http, settings, org):
+    customer = await create_customer(http, org, card=None)
+    at_stripe = Stripe(settings)
+    pm = at_stripe.attach(customer["id"], default=False)
+    r = await deliver(http, settings, event("payment_method.attached",
+                                            at_stripe.payment_method(pm)))
+    assert r.status_code == 200 and r.json()["handled"] is True, r.text
+    assert at_stripe.local_default(customer["id"]) == pm
+    assert at_stripe.customer(customer["id"])["invoice_settings"]["default_payment_method"] == pm
+
+
+async def test_unknown_types_foreign_customers_and_bad_envelopes(http, settings, org):
+    r = await deliver(http, settings, event("invoice.finalized", {"id": "in_1"}))
+    assert r.status_code == 200 and r.json()["handled"] is False
+    assert "not an event we act on" in r.json()["detail"]
+    r = await deliver(http, settings, event("customer.updated", {"id": "cus_not_ours"}))
+    assert r.status_code == 200 and r.json()["handled"] is False
+    assert "not one of our customers" in r.json()["detail"]
+
+    evt = event("customer.updated", {"id": "cus_x"})
+    del evt["data"]
+    body = assert_problem(await deliver(http, settings, evt), 422, code="invalid_event")
+    assert body["errors"][0]["field"] == "data"
+    payload = b"not json"
+    r = await http.post(PATH, content=payload,
+                        headers={"Stripe-Signature": sign(payload, settings.stripe.webhook_secret)})
+    assert_problem(r, 422, code="invalid_event")
+
+
+async def test_a_new_default_at_stripe_retries_a_past_due_payment(api, env, settings, org):
+    customer = await create_customer(api, org)
+    sub = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
+                       json={"card_number": CARD_DECLINED}, headers=org.owner)
+    assert r.status_code == 200, r.text
+    end = dt(sub["current_period_end"])
+    await env.sleep(end - await env.get_current_time() + timedelta(hours=1))
+
+    async def status_is(status):
+        r = await api.get(f"/v1/subscriptions/{sub['id']}", headers=org.member)
+        return r.json() if r.json()["status"] == status else None
+
+    await settle(lambda: status_is("past_due"))
+
+    at_stripe = Stripe(settings)
+    good = at_stripe.attach(customer["id"])  # the customer fixes the card at Stripe
+    updated = event("customer.updated", at_stripe.customer(customer["id"]))
+    r = await deliver(api, settings, updated)
+    assert r.status_code == 200, r.text
+    assert r.json()["retried_subscriptions"] == [sub["id"]]
+    paid = await settle(lambda: status_is("active"))
+    assert dt(paid["current_period_start"]) == end and paid["has_access"] is True
+
+    # The same change announced again (redelivery, or the attach event) retries nothing.
+    assert (await deliver(api, settings, updated)).json()["duplicate"] is True
+    r = await deliver(api, settings, event("payment_method.attached",
+                                           at_stripe.payment_method(good)))
+    assert r.json()["retried_subscriptions"] == [] and r.json()["handled"] is True
+
+
+def test_migration_matches_the_model(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from store.metadata import all_metadata
+    from webhooks.models import StripeWebhookEvent
+
+    with get_engine(db_url).connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, all_metadata())
+    table = StripeWebhookEvent.__tablename__
+    assert [d for d in diffs if table in repr(d)] == []
+    claimed = webhook_store.claim(get_engine(db_url), "evt_1", "customer.updated",
+                                  dt("2026-11-23T09:00:00Z"))
+    assert claimed and not webhook_store.claim(get_engine(db_url), "evt_1", "customer.updated",
+                                               dt("2026-11-23T09:00:00Z"))
+    assert webhook_store.get(get_engine(db_url), "evt_1").created == dt("2026-11-23T09:00:00Z")

@@ -1,0 +1,1 @@
+"""Inbound Stripe webhooks: signature verification and the record of processed events."""
