@@ -1,0 +1,99 @@
+"""Delivers the outbox: claims due rows, sends each, marks it sent or backs off.
+
+Runs as an asyncio task in the worker process; several dispatchers (processes or tasks) may
+run at once, the lease in ``outbox.claim`` keeps them off each other's rows. Just before an
+ending notice goes out, the read model is checked: a reactivated or postponed subscription
+skips the stale notice instead of alarming the customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from config.settings import NotificationSettings
+from eventlog import store as eventlog
+from notifications import outbox, senders
+from notifications.endpoints import get_endpoint
+from notifications.models import OutboxMessage
+
+log = logging.getLogger("notifications")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, settings: NotificationSettings,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+        slowest = max(settings.smtp_timeout_seconds, settings.webhook_timeout_seconds)
+        # Longer than any send can take, so a live holder never loses its lease mid-send.
+        self.lease = timedelta(seconds=2 * slowest + 60)
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Deliver what is due now; the number of rows claimed."""
+        now = now or self.clock()
+        claimed = await asyncio.to_thread(outbox.claim, self.engine, now,
+                                          limit=self.settings.batch_size, lease=self.lease)
+        if claimed:
+            async with httpx.AsyncClient() as client:
+                await asyncio.gather(*(self._deliver(client, m, now) for m in claimed))
+        return len(claimed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; a failing database only delays delivery."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:  # noqa: BLE001 - keep the loop alive, the rows stay queued
+                log.exception("notification dispatch failed; retrying")
+                busy = 0
+            if busy < self.settings.batch_size:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.settings.poll_interval_seconds)
+                except TimeoutError:
+                    pass
+
+    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage,
+                       now: datetime) -> None:
+        try:
+            stale = await asyncio.to_thread(self._stale, message)
+            if stale:
+                await asyncio.to_thread(outbox.mark_skipped, self.engine, message, stale)
+                return
+            if message.channel == "email":
+                await asyncio.to_thread(senders.send_email, message, self.settings)
+            else:
+                endpoint = await asyncio.to_thread(get_endpoint, self.engine, message.recipient)
+                if endpoint is None:
+                    await asyncio.to_thread(outbox.mark_skipped, self.engine, message,
+                                            "endpoint deleted")
+                    return
+                await senders.post_webhook(client, message, endpoint, self.settings)
+        except Exception as exc:  # noqa: BLE001 - any failure is retried with backoff
+            log.warning("delivery of %s failed (attempt %d): %s", message.dedupe_key,
+                        message.attempts, exc)
+            await asyncio.to_thread(
+                outbox.mark_failed, self.engine, message, now,
+                f"{type(exc).__name__}: {exc}", backoff_initial=self.settings.backoff_initial,
+                backoff_max=self.settings.backoff_max, max_attempts=self.settings.max_attempts)
+            return
+        if not await asyncio.to_thread(outbox.mark_sent, self.engine, message, now):
+            log.warning("%s was sent after its lease ran out", message.dedupe_key)
+
+    def _stale(self, message: OutboxMessage) -> str | None:
+        """Why an ending notice no longer applies, or None to send it."""
+        if message.kind != "ending_notice":
+            return None
+        view = eventlog.get_view(self.engine, message.subscription_id)
+        ends = datetime.fromisoformat(message.payload["about"])
+        if view is None or view.ended_at is not None or view.cancel_at != ends:
+            return "the scheduled cancellation changed (reactivated, postponed or ended)"
+        return None
