@@ -18,7 +18,15 @@ from temporalio.client import Client
 
 from api import problems
 from api.deps import Clock
-from api.routes import credits, customers, meta, organizations, subscriptions, webhooks
+from api.routes import (
+    credits,
+    customers,
+    meta,
+    organizations,
+    subscriptions,
+    webhook_endpoints,
+    webhooks,
+)
 from config.plans import load_catalog
 from config.settings import Settings, get_settings
 from ledger.service import Ledger
@@ -70,6 +78,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             {"name": "organizations", "description": "Organizations (D22)."},
             {"name": "meta", "description": "The plan catalog and problem types."},
             {"name": "webhooks", "description": "Signed events from Stripe."},
+            {"name": "webhook endpoints",
+             "description": "Where your organization receives its signed events (D8)."},
         ],
     )
     app.state.settings = settings
@@ -79,6 +89,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
-    for module in (customers, subscriptions, credits, organizations, meta, webhooks):
+    for module in (customers, subscriptions, credits, organizations, meta, webhooks,
+                   webhook_endpoints):
         app.include_router(module.router)
     return app

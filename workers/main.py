@@ -16,6 +16,7 @@ from activities.events import EventActivities
 from activities.payments import PaymentActivities
 from config.settings import Settings, get_settings
 from ledger.service import Ledger
+from notifications.dispatcher import Dispatcher
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
@@ -67,10 +68,14 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # D14: the outbox dispatcher lives beside the worker and stops with it.
+    dispatcher = asyncio.create_task(Dispatcher(
+        get_engine(settings.database_url), settings.notifications).run(stop))
     async with worker:
         log.info("worker polling task queue %s at %s", settings.temporal.task_queue,
                  settings.temporal.address)
         await stop.wait()
+    await dispatcher
     log.info("worker stopped")
 
 

@@ -128,3 +128,23 @@ async def test_two_dispatchers_at_once_never_send_a_mail_twice(postgres_url, mai
     assert len(ids) == subscriptions and len(set(ids)) == subscriptions
     assert {m["X-Subscription-Id"] for m in mailbox.messages} == {
         f"sub_{i:03d}" for i in range(subscriptions)}
+
+
+async def test_the_worker_loop_delivers_until_stopped(sqlite_url, mailbox):
+    """What workers.main runs beside the Temporal worker: poll, deliver, stop on request."""
+    from tests.api.helpers import settle
+    tenant = make_tenant(sqlite_url)
+    d = driver_for(tenant, at(2026, 1, 10))
+    d.request(Cancel(mode="immediately"), at(2026, 1, 20))
+    record(sqlite_url, tenant, d)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher(sqlite_url, mailbox.port,
+                                          poll_interval_seconds=0.05).run(stop))
+
+    async def delivered():
+        return mailbox.messages
+
+    await settle(delivered)
+    stop.set()
+    await loop
+    assert len(mailbox.messages) == 1

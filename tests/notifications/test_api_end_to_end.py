@@ -1,0 +1,84 @@
+"""Through the HTTP API and the real workflow: webhook endpoints are managed by owners and
+billing admins (secret shown once), and a cancel request ends up as a confirmation email with
+the exact end date and as signed webhooks at the organization's endpoint (D14, D8)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+
+from config.settings import NotificationSettings
+from notifications import outbox, signing
+from notifications.dispatcher import Dispatcher
+from store.engine import get_engine
+from tests.api.conftest import api, env, http, org, other_org, settings  # noqa: F401
+from tests.api.helpers import assert_problem, create_customer, create_subscription, settle
+
+pytestmark = pytest.mark.temporal
+
+
+async def test_webhook_endpoints_crud_and_roles(http, org, other_org):  # noqa: F811
+    r = await http.post("/v1/webhook_endpoints", json={"url": "https://example.com/h"},
+                        headers=org.member)
+    assert_problem(r, 403, code="role_not_allowed")
+    r = await http.post("/v1/webhook_endpoints", json={"url": "ftp://example.com/h"},
+                        headers=org.owner)
+    body = assert_problem(r, 422)
+    assert body["errors"][0]["field"] == "url"
+
+    r = await http.post("/v1/webhook_endpoints", json={"url": "https://example.com/h",
+                                                       "description": "sync"},
+                        headers=org.billing_admin)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["secret"].startswith("whsec_") and created["organization"] == org.id
+    assert created["object"] == "webhook_endpoint" and created["id"].startswith("we_")
+
+    listed = (await http.get("/v1/webhook_endpoints", headers=org.owner)).json()
+    assert [e["id"] for e in listed["data"]] == [created["id"]]
+    assert "secret" not in listed["data"][0]  # shown once
+    got = await http.get(f"/v1/webhook_endpoints/{created['id']}", headers=org.owner)
+    assert got.status_code == 200 and "secret" not in got.json()
+    assert (await http.get("/v1/webhook_endpoints", headers=other_org.owner)).json()["data"] == []
+    r = await http.delete(f"/v1/webhook_endpoints/{created['id']}", headers=other_org.owner)
+    assert_problem(r, 404, code="webhook_endpoint_not_found")
+
+    r = await http.delete(f"/v1/webhook_endpoints/{created['id']}", headers=org.owner)
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    r = await http.get(f"/v1/webhook_endpoints/{created['id']}", headers=org.owner)
+    assert_problem(r, 404)
+
+
+async def test_cancel_request_mails_the_exact_date_and_signs_webhooks(
+        api, env, org, settings, mailbox, receiver):  # noqa: F811
+    r = await api.post("/v1/webhook_endpoints", json={"url": receiver.url}, headers=org.owner)
+    secret = r.json()["secret"]
+    customer = await create_customer(api, org, email="grace@example.com")
+    sub = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"/v1/subscriptions/{sub['id']}/cancel", json={"mode": "at_period_end"},
+                       headers=org.billing_admin)
+    assert r.status_code == 200, r.text
+    ends = datetime.fromisoformat(r.json()["cancel_at"].replace("Z", "+00:00"))
+    engine = get_engine(settings.database_url)
+
+    async def queued():
+        rows = outbox.list_messages(engine, subscription_id=sub["id"])
+        return rows if any(m.kind == "cancel_confirmation" for m in rows) else None
+
+    await settle(queued)
+    dispatcher = Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port))
+    await dispatcher.run_once(await env.get_current_time())
+
+    (mail,) = mailbox.messages  # the ending notice waits until 3 days before the end
+    assert mail["To"] == "grace@example.com"
+    assert mail["Subject"] == f"Your subscription ends on {ends:%B %-d, %Y}"
+    assert f"until {ends:%B %-d, %Y at %H:%M} UTC" in mailbox.text(mail)
+    # Like Stripe's, deliveries may arrive in any order: receivers order by event id/created.
+    r = await api.get(f"/v1/subscriptions/{sub['id']}/events", headers=org.member)
+    recorded = {e["id"]: e["type"] for e in r.json()["data"]}
+    assert {e["id"]: e["type"] for e in receiver.events()} == recorded
+    assert "customer.subscription.updated" in recorded.values()
+    for headers, body in receiver.deliveries:
+        assert signing.verify(headers[signing.HEADER], body, secret, now=int(time.time()))
