@@ -193,6 +193,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not even decode the body (e.g. not UTF-8)
+            message = "the body is not valid JSON"
+            return problem_response(request, ApiProblem(
+                422, "validation-error", message, code="invalid_request",
+                errors=[FieldError(field="body", rule="json_invalid", message=message)]))
         slug = {401: "unauthenticated", 403: "forbidden", 404: "not-found",
                 405: "method-not-allowed"}.get(exc.status_code)
         if slug is None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import CatalogDep, PrincipalDep
-from api.problems import PROBLEM_TYPES, not_found
+from api.problems import PROBLEM_TYPES, not_found, problem_responses
 from domain.plans import Plan
 
 router = APIRouter(tags=["meta"])
@@ -27,12 +27,14 @@ class ProblemType(BaseModel):
     description: str
 
 
-@router.get("/v1/plans", response_model=PlanList, summary="The plan catalog")
+@router.get("/v1/plans", response_model=PlanList, responses=problem_responses(401),
+            summary="The plan catalog")
 async def list_plans(_: PrincipalDep, catalog: CatalogDep) -> PlanList:
     return PlanList(data=catalog.plans)
 
 
-@router.get("/problems/{slug}", response_model=ProblemType, summary="A problem type")
+@router.get("/problems/{slug}", response_model=ProblemType, responses=problem_responses(404),
+            summary="A problem type")
 async def problem_type(slug: str) -> ProblemType:
     if slug not in PROBLEM_TYPES:
         raise not_found("problem type", slug)
