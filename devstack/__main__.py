@@ -36,6 +36,9 @@ LOCAL_ENV = {
     "SUBS_STRIPE__API_BASE": "http://127.0.0.1:8420",
     "SUBS_DUNNING__RETRY_DELAYS": '["PT10S","PT20S","PT30S"]',
     "SUBS_DUNNING__GRACE_PERIOD": "PT30S",
+    # The demo plan renews every 20 s: send the ending notice 10 s before a scheduled end.
+    "SUBS_NOTIFICATIONS__ENDING_NOTICE": "PT10S",
+    "SUBS_NOTIFICATIONS__BACKOFF_INITIAL": "PT2S",
 }
 
 
@@ -60,7 +63,7 @@ def _interrupt(*_: object) -> None:
 def main() -> int:
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
-    busy = [p for p in (7233, 8233, 8420, 8000) if not port_free(p)]
+    busy = [p for p in (7233, 8233, 8420, 8000, 1025) if not port_free(p)]
     if busy:
         print(f"ports already in use: {busy}; stop what holds them first", file=sys.stderr)
         return 1
@@ -72,12 +75,17 @@ def main() -> int:
         ManagedProcess("temporal", temporal_command(), env, VAR / "temporal.log"),
         ManagedProcess("localstripe", [str(BIN / "localstripe"), "--port", "8420"], env,
                        VAR / "localstripe.log"),
+        # D14: emails the worker sends are printed here (SUBS_NOTIFICATIONS__SMTP_PORT=1025).
+        ManagedProcess("smtp", [sys.executable, "-u", "-m", "aiosmtpd", "-n", "-l",
+                                "127.0.0.1:1025", "-c", "aiosmtpd.handlers.Debugging"], env,
+                       VAR / "smtp.log"),
     ]
     try:
         for p in procs:
             p.start()
         wait_for_port(7233, 60)
         wait_for_port(8420, 30)
+        wait_for_port(1025, 30)
         subprocess.run([sys.executable, "-m", "store.migrate_cli"], env=env, check=True,
                        cwd=REPO_ROOT)
         for name, module in (("worker", "workers.main"), ("api", "api")):
@@ -91,6 +99,7 @@ def main() -> int:
             "  HTTP API          http://127.0.0.1:8000/docs\n"
             "  Temporal gRPC     127.0.0.1:7233\n"
             "  fake Stripe       http://127.0.0.1:8420\n"
+            "  SMTP (emails)     127.0.0.1:1025, printed to var/smtp.log\n"
             "  database          " + env["SUBS_DATABASE_URL"] + "\n"
             "Try: .venv/bin/subs demo   (creates a customer and a demo subscription)\n"
             "Ctrl-C stops everything.\n", flush=True)

@@ -69,7 +69,7 @@ class Dispatcher:
                 await asyncio.to_thread(outbox.mark_skipped, self.engine, message, stale)
                 return
             if message.channel == "email":
-                await asyncio.to_thread(senders.send_email, message, self.settings)
+                await asyncio.to_thread(senders.send_email, message, self.settings, now)
             else:
                 endpoint = await asyncio.to_thread(get_endpoint, self.engine, message.recipient)
                 if endpoint is None:

@@ -10,7 +10,7 @@ from domain.model import Event
 
 def _date(value: datetime) -> str:
     """The exact instant, readable and unambiguous (D2, D14: the date paid access ends)."""
-    return value.strftime("%B %-d, %Y at %H:%M UTC")
+    return value.strftime("%B %-d, %Y at %H:%M:%S UTC")
 
 
 def render(kind: str, event: Event, about: datetime) -> dict[str, Any]:

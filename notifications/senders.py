@@ -12,6 +12,7 @@ import json
 import smtplib
 import time
 from email.message import EmailMessage
+from datetime import datetime
 from email.utils import format_datetime
 
 import httpx
@@ -26,24 +27,25 @@ def message_id(dedupe_key: str, domain: str = "subscriptions.local") -> str:
     return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
 
 
-def build_email(message: OutboxMessage, settings: NotificationSettings) -> EmailMessage:
+def build_email(message: OutboxMessage, settings: NotificationSettings,
+                now: datetime) -> EmailMessage:
     email = EmailMessage()
     email["From"] = settings.from_address
     email["To"] = message.recipient
     email["Subject"] = message.payload["subject"]
     email["Message-ID"] = message_id(message.dedupe_key)
-    email["Date"] = format_datetime(message.created)
+    email["Date"] = format_datetime(now)  # sent now, even if queued weeks ago
     email["X-Subscription-Id"] = message.subscription_id
     email["X-Notification-Kind"] = message.kind
     email.set_content(message.payload["text"])
     return email
 
 
-def send_email(message: OutboxMessage, settings: NotificationSettings) -> None:
+def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime) -> None:
     """Blocking: the dispatcher runs it in a thread."""
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                       timeout=settings.smtp_timeout_seconds) as smtp:
-        smtp.send_message(build_email(message, settings))
+        smtp.send_message(build_email(message, settings, now))
 
 
 def webhook_body(message: OutboxMessage) -> bytes:

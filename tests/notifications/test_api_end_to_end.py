@@ -74,7 +74,7 @@ async def test_cancel_request_mails_the_exact_date_and_signs_webhooks(
     (mail,) = mailbox.messages  # the ending notice waits until 3 days before the end
     assert mail["To"] == "grace@example.com"
     assert mail["Subject"] == f"Your subscription ends on {ends:%B %-d, %Y}"
-    assert f"until {ends:%B %-d, %Y at %H:%M} UTC" in mailbox.text(mail)
+    assert f"until {ends:%B %-d, %Y at %H:%M:%S} UTC" in mailbox.text(mail)
     # Like Stripe's, deliveries may arrive in any order: receivers order by event id/created.
     r = await api.get(f"/v1/subscriptions/{sub['id']}/events", headers=org.member)
     recorded = {e["id"]: e["type"] for e in r.json()["data"]}

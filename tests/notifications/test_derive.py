@@ -49,7 +49,7 @@ def test_scheduled_cancel_confirms_the_exact_end_date_and_times_the_ending_notic
     confirmation, notice = emails(updated)
     assert confirmation.kind == "cancel_confirmation" and confirmation.recipient == EMAIL
     assert confirmation.due == at(2026, 1, 20)
-    assert "February 10, 2026 at 09:30 UTC" in confirmation.payload["text"]
+    assert "February 10, 2026 at 09:30:00 UTC" in confirmation.payload["text"]
     assert confirmation.payload["about"] == "2026-02-10T09:30:00+00:00"
     assert notice.kind == "ending_notice" and notice.due == at(2026, 2, 7, 9, 30)
     assert confirmation.dedupe_key(updated.id) != notice.dedupe_key(updated.id)
@@ -88,7 +88,7 @@ def test_immediate_cancel_by_request_confirms_access_ended():
     (confirmation,) = emails(deleted)
     assert confirmation.kind == "cancel_confirmation"
     assert "cancelled" in confirmation.payload["subject"]
-    assert "January 15, 2026 at 08:00 UTC" in confirmation.payload["text"]
+    assert "January 15, 2026 at 08:00:00 UTC" in confirmation.payload["text"]
 
 
 def test_scheduled_cancel_taking_effect_sends_ended_not_another_confirmation():

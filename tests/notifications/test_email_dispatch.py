@@ -41,7 +41,7 @@ async def test_cancel_confirmation_states_the_exact_end_date_then_the_notice_com
     (mail,) = mailbox.messages
     assert mail["To"] == tenant.email
     assert mail["Subject"] == "Your subscription ends on February 10, 2026"
-    assert "until February 10, 2026 at 09:30 UTC" in mailbox.text(mail)
+    assert "until February 10, 2026 at 09:30:00 UTC" in mailbox.text(mail)
     (row,) = [r for r in outbox.list_messages(get_engine(db_url))
               if r.kind == "cancel_confirmation"]
     assert row.status == OutboxStatus.SENT and mail["Message-ID"] == message_id(row.dedupe_key)
@@ -49,7 +49,7 @@ async def test_cancel_confirmation_states_the_exact_end_date_then_the_notice_com
     assert await sender.run_once(at(2026, 2, 7, 9, 29)) == 0
     assert await sender.run_once(at(2026, 2, 7, 9, 30)) == 1
     (notice,) = mailbox.by_kind("ending_notice")
-    assert "ends on February 10, 2026 at 09:30 UTC" in mailbox.text(notice)
+    assert "ends on February 10, 2026 at 09:30:00 UTC" in mailbox.text(notice)
 
 
 async def test_reactivated_before_the_notice_skips_it(db_url, mailbox):
