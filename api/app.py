@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from api import problems
+from api import observability, problems
 from api.deps import Clock
 from api.routes import (
     credits,
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
+    observability.install(app)
     for module in (customers, subscriptions, credits, organizations, meta, webhooks,
                    webhook_endpoints):
         app.include_router(module.router)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
+import logging
 import time
 import uuid
 from datetime import timedelta
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 import stripe
 
+from api.observability import JsonLineFormatter, access_log
 from payments import store as payment_store
 from store.engine import get_engine
 from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
@@ -196,9 +199,18 @@ async def test_a_new_default_at_stripe_retries_a_past_due_payment(api, env, sett
     at_stripe = Stripe(settings)
     good = at_stripe.attach(customer["id"])  # the customer fixes the card at Stripe
     updated = event("customer.updated", at_stripe.customer(customer["id"]))
-    r = await deliver(api, settings, updated)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    access_log.addHandler(handler)
+    try:
+        r = await deliver(api, settings, updated)
+    finally:
+        access_log.removeHandler(handler)
     assert r.status_code == 200, r.text
     assert r.json()["retried_subscriptions"] == [sub["id"]]
+    logged = json.loads(stream.getvalue().splitlines()[-1])
+    assert (logged["route"], logged["subscription_id"]) == (PATH, sub["id"])
     paid = await settle(lambda: status_is("active"))
     assert dt(paid["current_period_start"]) == end and paid["has_access"] is True
 

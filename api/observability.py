@@ -1,0 +1,120 @@
+"""Request metrics (Prometheus, ``GET /metrics``) and one JSON access-log line per request.
+
+Both are keyed by the route *template* (``/v1/subscriptions/{subscription_id}``), never the raw
+path, so ids do not explode label cardinality; unmatched paths are ``unmatched``. The log line
+carries the subscription id when the request names one (the path, or what a handler put in
+``request.state.subscription_ids``), so "everything for sub_123" is one query across the API
+and worker logs. A pure ASGI middleware: it sees the final status, including a crash that the
+500 handler answers outside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("api.access")
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ApiMetrics:
+    """Per app, so several apps in one process (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("api_requests", "HTTP requests answered, by route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("api_request_duration_seconds",
+                                 "Time to answer an HTTP request, by route and status.",
+                                 ["method", "route", "status"], buckets=_BUCKETS,
+                                 registry=self.registry)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+
+class JsonLineFormatter(logging.Formatter):
+    """The record's message and its ``extra=`` fields as one JSON object."""
+
+    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        out.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def _log_to_stderr_as_json() -> None:
+    if not any(isinstance(h.formatter, JsonLineFormatter) for h in access_log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLineFormatter())
+        access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+def _subscription_ids(scope: Scope) -> list[str]:
+    ids = list((scope.get("state") or {}).get("subscription_ids") or [])
+    from_path = (scope.get("path_params") or {}).get("subscription_id")
+    return [from_path, *ids] if from_path else ids
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.observe(method, route, status, seconds)
+            fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
+                                      "status": status, "duration_ms": round(seconds * 1000, 2)}
+            ids = _subscription_ids(scope)
+            if ids:
+                fields["subscription_id"] = ids[0]
+                if len(ids) > 1:
+                    fields["subscription_ids"] = ids
+            access_log.info("%s %s %s", method, route, status, extra=fields)
+
+
+def install(app: FastAPI) -> None:
+    """The middleware, ``GET /metrics`` and the JSON access log."""
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(Observe, metrics=metrics)
+    _log_to_stderr_as_json()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
