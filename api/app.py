@@ -21,8 +21,10 @@ from api.deps import Clock
 from api.routes import (
     credits,
     customers,
+    entitlements,
     meta,
     organizations,
+    subscription_payment,
     subscriptions,
     webhook_endpoints,
     webhooks,
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
     observability.install(app)
-    for module in (customers, subscriptions, credits, organizations, meta, webhooks,
-                   webhook_endpoints):
+    for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
+                   webhooks, webhook_endpoints, entitlements):
         app.include_router(module.router)
     return app
