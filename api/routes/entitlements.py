@@ -1,0 +1,54 @@
+"""/v1/customers/{id}/entitlements (D13): the plan, features and seats the customer may use
+now. Products call it to gate paid features: after the paid term it answers the free plan
+(Pro features and extra seats removed, free daily credits), while content stays untouched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CatalogDep, EngineDep, NowDep, PrincipalDep, SettingsDep, TemporalDep
+from api.problems import problem_responses
+from api.scope import live_state, visible_customer
+from domain.entitlements import entitlements
+from domain.model import Status
+from eventlog import store as eventlog
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
+FREE_PLAN = "free"
+
+
+class EntitlementsResource(BaseModel):
+    object: Literal["entitlements"] = "entitlements"
+    customer: str
+    plan: str = Field(description="The paid plan in force, or the free plan after the term.")
+    paid: bool
+    features: list[str]
+    seats: int | None = Field(description="Seats included; null: team seats per the plan.")
+    free_daily_credits: int = Field(description="Free credits granted each UTC day (D18).")
+    paid_through: datetime | None = Field(
+        default=None, description="When the paid access renews or, if cancelling, ends.")
+    subscription: str | None = None
+
+
+@router.get("/{customer_id}/entitlements", response_model=EntitlementsResource,
+            responses=problem_responses(401, 404, 422, 503),
+            summary="What the customer may use now")
+async def get_entitlements(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
+                           client: TemporalDep, catalog: CatalogDep, settings: SettingsDep,
+                           now: NowDep) -> EntitlementsResource:
+    customer = await visible_customer(engine, principal, customer_id)
+    views = await run_in_threadpool(eventlog.customer_views, engine, customer.id)
+    # Ended subscriptions grant nothing; the live ones answer with their grace (D9) and dates.
+    states = [state for view in views if view.status != Status.CANCELED
+              if (state := await live_state(client, view.id)) is not None]
+    result = entitlements(states, now, free_plan=catalog.get(FREE_PLAN),
+                          free_daily_credits=settings.credits.free_daily_allowance)
+    return EntitlementsResource(customer=customer.id, **result.model_dump(
+        exclude={"features"}), features=list(result.features))
