@@ -20,12 +20,20 @@ class CreditActivities:
         """D15: a paid period's included credits. Plans without credits grant nothing."""
         if grant.amount <= 0:
             return None
-        return self.ledger.grant_subscription_credits(grant)
+        result = self.ledger.grant_subscription_credits(grant)
+        activity.logger.info("granted %s period credits", grant.amount, extra={
+            "subscription_id": grant.subscription_id, "period": grant.period_key,
+            "customer_id": grant.customer_id, "idempotency_key": grant.idempotency_key})
+        return result
 
     @activity.defn(name="forfeit_period_credits")
     def forfeit_period_credits(self, change: CreditPeriodChange) -> EntryResult:
         """D15: unused subscription credits of the period that just ended are removed."""
-        return self.ledger.forfeit_subscription_credits(change)
+        result = self.ledger.forfeit_subscription_credits(change)
+        activity.logger.info("forfeited unused period credits", extra={
+            "subscription_id": change.subscription_id, "period": change.period_key,
+            "customer_id": change.customer_id, "idempotency_key": change.idempotency_key})
+        return result
 
     @activity.defn(name="lock_purchased_credits")
     def lock_purchased_credits(self, change: CreditPeriodChange) -> EntryResult:

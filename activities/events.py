@@ -16,3 +16,6 @@ class EventActivities:
     @activity.defn(name="record_event")
     def record_event(self, event: Event) -> None:
         store.append(self.engine, event)
+        # subscription_id comes from the workflow id in the activity's log context
+        activity.logger.info("event %s", event.type, extra={"event_id": event.id,
+                                                            "event_type": event.type})

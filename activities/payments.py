@@ -47,12 +47,22 @@ class PaymentActivities:
     @activity.defn(name="charge")
     @_translate
     def charge(self, request: ChargeRequest) -> ChargeResult:
-        return self.service.charge(request)
+        result = self.service.charge(request)
+        activity.logger.info("charge %s", result.status, extra={
+            "subscription_id": request.subscription_id, "period": request.period_key,
+            "purpose": request.purpose, "amount": request.amount,
+            "idempotency_key": request.idempotency_key,
+            "payment_intent_id": result.payment_intent_id, "decline_code": result.decline_code})
+        return result
 
     @activity.defn(name="refund")
     @_translate
     def refund(self, request: RefundRequest) -> RefundResult:
-        return self.service.refund(request)
+        result = self.service.refund(request)
+        activity.logger.info("refund %s", result.status, extra={
+            "subscription_id": request.subscription_id, "amount": result.amount,
+            "idempotency_key": request.idempotency_key, "refund_id": result.refund_id})
+        return result
 
     @activity.defn(name="collect_pending_charges")
     @_translate

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
+    # Worker logs: one JSON object a line (subscription id, period...) or plain text.
+    log_format: Literal["json", "text"] = "json"
+    # Temporal SDK runtime metrics of the worker, Prometheus text at http://<address>/metrics;
+    # empty turns them off.
+    worker_metrics_address: str = "127.0.0.1:9464"
 
 
 @lru_cache

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime,
+                                TelemetryConfig, TelemetryFilter)
 
 from config.settings import Settings
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal.address,
         namespace=settings.temporal.namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The worker's Temporal runtime: the SDK core's own log lines go through Python logging
+    (so they come out in the worker's format), and its metrics (workflow/activity task
+    latencies, polls, schedule-to-start, failures) are served in Prometheus format at
+    ``http://<worker_metrics_address>/metrics`` unless the address is empty."""
+    address = settings.worker_metrics_address
+    return Runtime(telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                              forwarding=LogForwardingConfig(logger=logging.getLogger(
+                                  "temporalio.core"))),
+        metrics=PrometheusConfig(bind_address=address) if address else None))

@@ -21,7 +21,8 @@ from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
-from workers.client import connect
+from workers.client import connect, worker_runtime
+from workers.logs import configure as configure_logging
 from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("workers")
@@ -59,10 +60,9 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
 
 async def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     upgrade(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, worker_runtime(settings))
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,7 +73,9 @@ async def main() -> None:
         get_engine(settings.database_url), settings.notifications).run(stop))
     async with worker:
         log.info("worker polling task queue %s at %s", settings.temporal.task_queue,
-                 settings.temporal.address)
+                 settings.temporal.address,
+                 extra={"metrics": f"http://{settings.worker_metrics_address}/metrics"
+                        if settings.worker_metrics_address else None})
         await stop.wait()
     await dispatcher
     log.info("worker stopped")

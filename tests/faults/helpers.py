@@ -1,0 +1,166 @@
+"""Shared pieces of the fault tests: a worker as a real OS process (so it can be killed with
+SIGKILL), subscriptions started like the API starts them, and the ledger of what actually
+happened (Stripe's charges, our charge records, credit grants, recorded events) to assert
+"nothing lost, nothing doubled"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from sqlmodel import Session, select
+from temporalio.client import Client
+
+from config.settings import REPO_ROOT, Settings
+from domain.lifecycle import NewSubscription
+from domain.model import Actor, SubscriptionState
+from domain.plans import Plan
+from eventlog.models import SubscriptionEventRow
+from ledger.models import CreditEntry
+from payments.gateway import StripeGateway
+from payments.models import ChargeAttempt
+from payments.service import PaymentService
+from store.engine import get_engine
+from workflows import client_ops
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a deployed worker would get for these settings (SUBS_*)."""
+    s = settings.stripe
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUBS_")}
+    env.update({
+        "SUBS_DATABASE_URL": settings.database_url,
+        "SUBS_TEMPORAL__ADDRESS": settings.temporal.address,
+        "SUBS_TEMPORAL__NAMESPACE": settings.temporal.namespace,
+        "SUBS_TEMPORAL__TASK_QUEUE": settings.temporal.task_queue,
+        "SUBS_STRIPE__API_KEY": s.api_key,
+        "SUBS_STRIPE__API_BASE": s.api_base or "",
+        "SUBS_STRIPE__MAX_REQUESTS_PER_SECOND": str(s.max_requests_per_second),
+        "SUBS_STRIPE__CONFIRM_OFF_SESSION": str(s.confirm_off_session).lower(),
+        "SUBS_STRIPE__REQUEST_TIMEOUT_SECONDS": str(s.request_timeout_seconds),
+        "SUBS_WORKER_METRICS_ADDRESS": "",
+        "SUBS_LOG_FORMAT": "json",
+        **extra,
+    })
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """``python -m workers.main`` exactly as deployed; its log goes to a file."""
+
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    log: IO[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers.main"], env=self.env,
+                                     cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> int:
+        """SIGKILL: no shutdown hooks, in-flight activities are abandoned mid-call."""
+        assert self.proc is not None
+        self.proc.kill()
+        return self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def output(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
+def new_customer(settings: Settings, customer_id: str, card: str) -> PaymentService:
+    payments = PaymentService(get_engine(settings.database_url), StripeGateway(settings.stripe))
+    payments.create_customer(customer_id, email=f"{customer_id}@example.com", name="Ada")
+    payments.add_test_card(customer_id, card)
+    return payments
+
+
+async def start(client: Client, settings: Settings, sub_id: str, customer_id: str,
+                plan: Plan) -> None:
+    await client_ops.start(client, NewSubscription(
+        id=sub_id, customer_id=customer_id, organization_id="org_faults", plan=plan,
+        policy=client_ops.policy_from_settings(settings),
+        requested_by=Actor(kind="operator", id="faults")), settings.temporal.task_queue)
+
+
+async def wait_for(client: Client, sub_id: str, done: Callable[[SubscriptionState], bool],
+                   timeout: float = 30.0, tick: Callable | None = None) -> SubscriptionState:
+    """Poll in real time; ``tick`` (e.g. a short env.sleep) runs between polls."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: object = None
+    while loop.time() < deadline:
+        try:
+            last = await client_ops.get_state(client, sub_id)
+            if done(last):
+                return last
+        except Exception as err:  # noqa: BLE001 - server restarting, run switching
+            last = err
+        if tick is not None:
+            await tick()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"state not reached for {sub_id}; last: {last!r}")
+
+
+@dataclass
+class Books:
+    """What happened, read from Stripe and from our tables."""
+
+    stripe_succeeded: list[int]  # amounts of succeeded charges at Stripe
+    charges_by_period: Counter  # succeeded charge records per period key
+    grants_by_period: Counter  # period credit grants per period key
+    event_seqs: list[int]
+    event_types: Counter
+
+
+def books(settings: Settings, customer_id: str, sub_id: str) -> Books:
+    engine = get_engine(settings.database_url)
+    payments = PaymentService(engine, StripeGateway(settings.stripe))
+    stripe_id = payments.get_customer(customer_id).stripe_customer_id
+    charges = payments.gateway.client.v1.charges.list(params={"customer": stripe_id,
+                                                              "limit": 100})
+    with Session(engine) as session:
+        attempts = session.exec(select(ChargeAttempt).where(
+            ChargeAttempt.subscription_id == sub_id)).all()
+        grants = session.exec(select(CreditEntry).where(
+            CreditEntry.subscription_id == sub_id, CreditEntry.entry_type == "grant")).all()
+        events = session.exec(select(SubscriptionEventRow).where(
+            SubscriptionEventRow.subscription_id == sub_id)).all()
+    return Books(
+        stripe_succeeded=[c.amount for c in charges.data if c.status == "succeeded"],
+        charges_by_period=Counter(a.period_key for a in attempts if a.status == "succeeded"),
+        grants_by_period=Counter(g.period_key for g in grants),
+        event_seqs=sorted(e.seq for e in events),
+        event_types=Counter(e.type for e in events),
+    )
+
+
+def assert_exactly_once(b: Books, state: SubscriptionState, periods: int, amount: int) -> None:
+    """One charge, one credit grant and one invoice.paid per paid period; every event the
+    workflow emitted is recorded once (sequence 1..event_seq, no gaps, no repeats)."""
+    assert b.stripe_succeeded == [amount] * periods, b.stripe_succeeded
+    assert len(b.charges_by_period) == periods and set(b.charges_by_period.values()) == {1}, \
+        b.charges_by_period
+    assert b.grants_by_period == b.charges_by_period, (b.grants_by_period, b.charges_by_period)
+    assert b.event_types["invoice.paid"] == periods, b.event_types
+    assert b.event_seqs == list(range(1, state.event_seq + 1)), (b.event_seqs, state.event_seq)
