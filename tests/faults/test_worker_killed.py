@@ -1,0 +1,91 @@
+"""The worker process is killed (SIGKILL) while a renewal's charge is in flight, and a new worker
+process takes over: the renewal completes with exactly one charge at Stripe, its credits granted
+once and every event recorded once.
+
+Real parts throughout: the Temporal dev server, ``python -m workers.main`` processes with SUBS_*
+settings, localstripe behind a proxy that holds the renewal's confirm until the worker is dead
+and then lets it through (the money moved; no worker heard of it).
+
+One shortcut, for speed: the server would notice the abandoned attempt only when its
+start-to-close timeout (60 s) expires. The test reports that attempt failed by id
+(RespondActivityTaskFailedById, what an operator does with ``temporal activity fail``), so
+the retry runs at once; everything after that (the retry on the other worker, reconciling the
+stored intent, the workflow replayed on the new worker) is what would happen after the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio.client import Client
+
+from config.settings import Settings, TemporalSettings
+from domain.plans import Plan
+from domain.requests import Cancel
+from tests.fakes_stripe import CARD_OK, stripe_settings
+from tests.faults.helpers import (WorkerProcess, assert_exactly_once, books, new_customer,
+                                  start, wait_for, worker_env)
+from tests.faults.stripe_proxy import Fault, StripeProxy
+from tests.support.temporal import dev_server_env
+from workflows import client_ops, contract
+
+pytestmark = pytest.mark.temporal
+
+PERIOD = 5  # seconds: the renewal comes soon (renewals missed meanwhile catch up; the
+#             books are checked per period)
+PLAN = Plan(id="fault-fast", name="Fast", amount=700, currency="usd", interval="second",
+            interval_count=PERIOD, included_credits=50)
+
+async def in_flight_charge(client: Client, sub_id: str) -> tuple[str, str]:
+    """(run id, activity id) of the latest scheduled charge activity."""
+    handle = client.get_workflow_handle(contract.workflow_id(sub_id))
+    history = await handle.fetch_history()
+    run_id = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
+    charges = [e for e in history.events
+               if e.HasField("activity_task_scheduled_event_attributes")
+               and e.activity_task_scheduled_event_attributes.activity_type.name == "charge"]
+    return run_id, charges[-1].activity_task_scheduled_event_attributes.activity_id
+
+async def test_worker_killed_mid_renewal_then_replaced(proxy: StripeProxy, sqlite_url):
+    env = await dev_server_env()
+    settings = Settings(
+        database_url=sqlite_url, stripe=stripe_settings(proxy.url),
+        temporal=TemporalSettings(address=env.client.service_client.config.target_host,
+                                  task_queue=f"killed-{uuid.uuid4().hex[:8]}"))
+    customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
+    new_customer(settings, customer, CARD_OK)
+    first = WorkerProcess(worker_env(settings)).start()
+    second = WorkerProcess(worker_env(settings))
+    try:
+        held = Fault("POST", "/v1/payment_intents", "hold", path_suffix="/confirm")
+        await start(env.client, settings, sub_id, customer, PLAN)
+        await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
+        proxy.inject(held)  # the next confirm is the renewal's
+
+        assert await asyncio.to_thread(held.seen.wait, PERIOD + 20), "no renewal charge"
+        assert first.kill() == -9
+        held.release.set()
+        assert await asyncio.to_thread(held.forwarded.wait, 10)
+        second.start()
+
+        run_id, activity_id = await in_flight_charge(env.client, sub_id)
+        await env.client.get_async_activity_handle(
+            workflow_id=contract.workflow_id(sub_id), run_id=run_id, activity_id=activity_id,
+        ).fail(RuntimeError("worker killed (SIGKILL) during the charge"))
+
+        renewed = await wait_for(env.client, sub_id, lambda s: s.period_index >= 1
+                                 and s.awaiting_charge is None, timeout=30)
+        assert renewed.status.value == "active", renewed.status
+        final = await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
+        assert final.status.value == "canceled"
+        assert_exactly_once(books(settings, customer, sub_id), final,
+                            periods=final.period_index + 1, amount=PLAN.amount)
+        log = second.output()
+        assert '"message": "charge succeeded"' in log and '"attempt": 2' in log, log[-3000:]
+        assert f'"subscription_id": "{sub_id}"' in log
+    finally:
+        first.stop()
+        second.stop()
+        await env.shutdown()
