@@ -15,6 +15,7 @@ loop and the test itself is synchronous.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import Counter
 from collections.abc import Coroutine
@@ -45,7 +46,8 @@ from workflows import client_ops
 pytestmark = pytest.mark.temporal
 
 CUSTOMER, SUBSCRIPTION = "cus_8sKd92LmQpXz0aBc", "sub_4fT9kQ2mZx8LpR1a"
-EXAMPLES_PER_OPERATION = 12
+# Bounded so the run takes seconds; SUBS_FUZZ_EXAMPLES=200 for a deeper search by hand.
+EXAMPLES_PER_OPERATION = int(os.environ.get("SUBS_FUZZ_EXAMPLES", "12"))
 
 
 class BackgroundLoop:
