@@ -1,0 +1,127 @@
+"""The Temporal server is killed (SIGKILL) and restarted on its persistent database file while a
+subscription runs: the worker reconnects by itself, the renewal timer still fires, and the renewal
+charges once, grants credits once and records each event once.
+
+Also exports the history with the README's CLI command (``temporal workflow show --output json``)
+and replays it with the SDK's Replayer, as tests/replay does for the committed histories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from config.settings import Settings, TemporalSettings
+from devstack.__main__ import SEARCH_ATTRIBUTES
+from domain.plans import Plan
+from domain.requests import Cancel
+from tests.fakes_stripe import CARD_OK, free_port, stripe_settings
+from tests.faults.helpers import assert_exactly_once, books, new_customer, start, wait_for
+from tests.support.temporal import venv_binary
+from workers.main import build_worker
+from workflows import client_ops, contract
+from workflows.subscription import SubscriptionWorkflow
+
+pytestmark = pytest.mark.temporal
+
+PERIOD = 6  # seconds: the server is down and back well before the renewal is due
+PLAN = Plan(id="restart-fast", name="Fast", amount=900, currency="usd", interval="second",
+            interval_count=PERIOD, included_credits=70)
+
+
+class DevServer:
+    """``temporal server start-dev`` on fixed ports and a database file, like `make dev`."""
+
+    def __init__(self, db_file: Path) -> None:
+        self.db_file = db_file
+        self.port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [venv_binary("temporal"), "server", "start-dev", "--db-filename", str(self.db_file),
+               "--ip", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
+               "--metrics-port", str(self.metrics_port), "--headless", "--log-level", "error"]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            cmd += ["--search-attribute", f"{name}={kind}"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    async def connect(self, timeout: float = 20.0) -> Client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                client = await Client.connect(self.address, data_converter=pydantic_data_converter)
+                await client.count_workflows()  # the frontend and the database answer
+                return client
+            except Exception:  # noqa: BLE001 - still starting
+                if loop.time() > deadline or (self.proc and self.proc.poll() is not None):
+                    raise
+                await asyncio.sleep(0.2)
+
+
+async def test_server_killed_and_restarted_on_its_file(tmp_path, localstripe_url, sqlite_url):
+    server = DevServer(tmp_path / "temporal.db")
+    server.start()
+    try:
+        client = await server.connect()
+        settings = Settings(database_url=sqlite_url, stripe=stripe_settings(localstripe_url),
+                            temporal=TemporalSettings(address=server.address,
+                                                      task_queue=f"restart-{uuid.uuid4().hex[:8]}"))
+        customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
+        new_customer(settings, customer, CARD_OK)
+        async with build_worker(client, settings):
+            await start(client, settings, sub_id, customer, PLAN)
+            before = await wait_for(client, sub_id, lambda s: s.status.value == "active"
+                                    and s.awaiting_charge is None)
+            server.kill()
+            server.start()  # same file, same port: the worker's client reconnects by itself
+            await server.connect()
+            assert await client_ops.get_state(client, sub_id) == before  # nothing lost
+
+            renewed = await wait_for(client, sub_id, lambda s: s.period_index >= 1
+                                     and s.awaiting_charge is None, timeout=PERIOD + 20)
+            assert renewed.status.value == "active"
+            final = await client_ops.send(client, sub_id, Cancel(mode="immediately"))
+        assert_exactly_once(books(settings, customer, sub_id), final,
+                            periods=final.period_index + 1, amount=PLAN.amount)
+
+        # README "Changing the workflow safely": export a history with the CLI, replay it.
+        first_run = (await client.get_workflow_handle(contract.workflow_id(sub_id))
+                     .fetch_history()).events[0] \
+            .workflow_execution_started_event_attributes.first_execution_run_id
+        proc = await asyncio.create_subprocess_exec(
+            venv_binary("temporal"), "workflow", "show", "--workflow-id",
+            contract.workflow_id(sub_id), "--run-id", first_run, "--output", "json",
+            "--address", server.address, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        history = WorkflowHistory.from_json(contract.workflow_id(sub_id), out.decode())
+        assert history.events[-1].HasField("workflow_execution_completed_event_attributes") \
+            or history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        replayer = Replayer(workflows=[SubscriptionWorkflow],
+                            data_converter=pydantic_data_converter)
+        assert (await replayer.replay_workflow(history)).replay_failure is None
+    finally:
+        server.stop()
