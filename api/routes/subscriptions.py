@@ -195,7 +195,7 @@ async def cancel_subscription(subscription_id: SubscriptionId, body: CancelBody,
         raise invalid("cancel_at", "cancel_at_required",
                       "cancel_at is required when mode is at_date")
     request = Cancel(mode=body.mode, cancel_at=body.cancel_at, refund=body.refund,
-                     feedback=body.feedback, comment=body.comment,
+                     feedback=body.customer_reason, comment=body.comment,
                      requested_by=principal.actor)
     return await _send(client, principal, subscription_id, request, "cancel",
                        idempotency_key, now)

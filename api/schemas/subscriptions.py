@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from domain.model import CancelMode, RefundMode, Status, SubscriptionState
 from domain.requests import FEEDBACK
@@ -157,7 +165,23 @@ class CancelBody(BaseModel):
         "Refund of the current period's payment when the subscription ends: prorated pays back "
         "the unused share (immediately, or at_date inside the period)."))
     feedback: FEEDBACK | None = None
+    reason: FEEDBACK | None = Field(default=None, description=(
+        "Why the customer cancels: another name for `feedback` (give either, or the same "
+        "value in both)."))
     comment: str | None = Field(default=None, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _same_as_feedback(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        feedback = info.data.get("feedback")
+        if reason is not None and feedback is not None and reason != feedback:
+            raise PydanticCustomError("reason_conflicts_with_feedback",
+                                      "reason and feedback name the same thing; give one")
+        return reason
+
+    @property
+    def customer_reason(self) -> str | None:
+        return self.feedback or self.reason
 
 
 class PostponeBody(BaseModel):
