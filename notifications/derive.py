@@ -62,11 +62,21 @@ def email_kinds(event: Event) -> list[tuple[str, datetime]]:
     return []
 
 
+def webhook_event(event: Event) -> dict[str, Any]:
+    """The body receivers get: the same shape as GET /v1/subscriptions/{id}/events (Stripe's)."""
+    dumped = event.model_dump(mode="json")  # datetimes serialised as the API does
+    return {
+        "id": event.id, "object": "event", "type": event.type, "created": dumped["created"],
+        "request": dumped["request"],
+        "data": {"object": dumped["data"], "previous_attributes": dumped["previous_attributes"]},
+    }
+
+
 def derive(event: Event, *, email: str | None, endpoint_ids: list[str],
            ending_notice: timedelta) -> list[Message]:
     messages = [
         Message(kind="webhook", channel="webhook", recipient=endpoint_id, due=event.created,
-                payload={"event": event.model_dump(mode="json")})
+                payload={"event": webhook_event(event)})
         for endpoint_id in endpoint_ids
     ]
     if email is None:

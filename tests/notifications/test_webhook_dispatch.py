@@ -52,7 +52,8 @@ async def test_every_event_is_delivered_signed_after_a_500(db_url, receiver):
     for headers, body in receiver.deliveries:
         event = signing_checked(headers, body, endpoint.secret)
         assert headers[signing.EVENT_ID_HEADER] == event["id"]
-        assert event["data"]["organization"] == tenant.organization_id
+        assert event["object"] == "event"
+        assert event["data"]["object"]["organization"] == tenant.organization_id
     deleted = [e for e in receiver.events() if e["type"] == "customer.subscription.deleted"]
     assert deleted[0]["request"]["kind"] == "customer"  # D8: requested, and by whom
     assert all(r.status == OutboxStatus.SENT for r in outbox.list_messages(engine)
