@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,6 +30,7 @@ from tests.fakes_stripe import CARD_OK
 from workflows import client_ops, contract
 from workflows.types import RejectedSignal
 
+QUERY_TIMEOUT = 3.0
 MONTHLY = Plan(id="monthly", name="Monthly", amount=2000, currency="usd", interval="month")
 
 
@@ -103,14 +106,34 @@ class Scenario:
             return rejected if len(rejected) >= count else None
         return await wait_for(check, timeout)
 
+    async def idle(self) -> bool:
+        """Whether the latest run has nothing in flight: no workflow task, no activity.
+        Queries see a new state before the activities it commanded (events, refunds) ran."""
+        resp = await self.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=self.client.namespace,
+                execution=WorkflowExecution(workflow_id=contract.workflow_id(self.sub_id))))
+        return not resp.pending_activities and not resp.HasField("pending_workflow_task")
+
     async def until(self, check: Callable[[SubscriptionState], bool],
                     timeout: float = 20.0) -> SubscriptionState:
-        """Poll the state (real time) until ``check`` holds."""
+        """Poll (real time) until the state satisfies ``check`` and the workflow is idle."""
         return await wait_for(lambda: self._check_state(check), timeout)
 
     async def _check_state(self, check: Callable[[SubscriptionState], bool]):
-        state = await self.state()
+        try:
+            if not check(await self._query_state()) or not await self.idle():
+                return None
+            state = await self._query_state()  # as of idle: the activities' effects are in
+        except TimeoutError:
+            return None
         return state if check(state) else None
+
+    async def _query_state(self) -> SubscriptionState:
+        """The state, asked again if a query is lost: after a worker shut down, the
+        time-skipping server may hand a query to one of its dead long-polls, and a lost query
+        is never redelivered (workflow tasks are, after their timeout)."""
+        return await asyncio.wait_for(self.state(), QUERY_TIMEOUT)
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
