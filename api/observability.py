@@ -2,10 +2,10 @@
 
 Both are keyed by the route *template* (``/v1/subscriptions/{subscription_id}``), never the raw
 path, so ids do not explode label cardinality; unmatched paths are ``unmatched``. The log line
-carries the subscription id when the request names one (the path, or what a handler put in
-``request.state.subscription_ids``), so "everything for sub_123" is one query across the API
-and worker logs. A pure ASGI middleware: it sees the final status, including a crash that the
-500 handler answers outside it.
+carries the subscription id when the request names one (the path, what a handler put in
+``request.state.subscription_ids``, or the body of a 201 that created one), so "everything
+for sub_123" is one query across the API and worker logs. A pure ASGI middleware: it sees the
+final status, including a crash that the 500 handler answers outside it.
 """
 
 from __future__ import annotations
@@ -75,6 +75,18 @@ def _subscription_ids(scope: Scope) -> list[str]:
     return [from_path, *ids] if from_path else ids
 
 
+def _created_subscription(body: bytes) -> str | None:
+    """A 201 that created a subscription names it only in its body."""
+    if not body.startswith(b"{") or b'"object":"subscription"' not in body:
+        return None
+    try:
+        created = json.loads(body)
+    except ValueError:
+        return None
+    value = created.get("id") if isinstance(created, dict) else None
+    return value if isinstance(value, str) else None
+
+
 class Observe:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app, self.metrics = app, metrics
@@ -83,12 +95,14 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        started, status, created = time.perf_counter(), 500, None
 
         async def send_and_note(message: Message) -> None:
-            nonlocal status
+            nonlocal status, created
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and status == 201:
+                created = created or _created_subscription(message.get("body", b""))
             await send(message)
 
         try:
@@ -100,7 +114,7 @@ class Observe:
             self.metrics.observe(method, route, status, seconds)
             fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
                                       "status": status, "duration_ms": round(seconds * 1000, 2)}
-            ids = _subscription_ids(scope)
+            ids = _subscription_ids(scope) or ([created] if created else [])
             if ids:
                 fields["subscription_id"] = ids[0]
                 if len(ids) > 1:

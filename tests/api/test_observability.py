@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.observability import JsonLineFormatter, access_log
+from tests.api.helpers import create_customer, create_subscription
 
 pytestmark = pytest.mark.temporal
 
@@ -67,3 +68,18 @@ async def test_one_json_line_per_request_with_the_subscription(http, org):
     assert first["logger"] == "api.access" and first["level"] == "INFO" and first["ts"]
     assert second["route"] == "/v1/customers" and second["status"] == 422
     assert "subscription_id" not in second
+
+
+async def test_a_created_subscription_is_named_in_its_log_line(api, org):
+    customer = await create_customer(api, org)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    access_log.addHandler(handler)
+    try:
+        sub = await create_subscription(api, org, customer["id"])
+    finally:
+        access_log.removeHandler(handler)
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert (line["route"], line["status"]) == ("/v1/subscriptions", 201)
+    assert line["subscription_id"] == sub["id"]
