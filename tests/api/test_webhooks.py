@@ -238,3 +238,43 @@ def test_migration_matches_the_model(db_url):
     assert claimed and not webhook_store.claim(get_engine(db_url), "evt_1", "customer.updated",
                                                dt("2026-11-23T09:00:00Z"))
     assert webhook_store.get(get_engine(db_url), "evt_1").created == dt("2026-11-23T09:00:00Z")
+
+
+def _signed_envelopes(stripe_customer_id: str) -> list[dict[str, Any]]:
+    """Arbitrary JSON in every part of a correctly signed event (Hypothesis generates, the
+    async test sends: signed payloads never reach the schemathesis fuzzer)."""
+    from hypothesis import given, settings as hsettings, strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                               | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                               max_leaves=8)
+    ids = st.sampled_from([stripe_customer_id, "cus_unknown", "pm_x"]) | json_values
+    objects = st.fixed_dictionaries({}, optional={"id": ids, "customer": ids,
+                                                  "invoice_settings": json_values})
+    envelopes = st.fixed_dictionaries({
+        "id": st.text(min_size=1, max_size=20).map(lambda s: f"evt_{s}"),
+        "type": st.sampled_from(["customer.updated", "payment_method.attached"]) | st.text(),
+        "created": st.integers(min_value=0, max_value=2**31),
+        "data": st.fixed_dictionaries({"object": objects}) | json_values,
+    }, optional={"livemode": json_values})
+    found: list[dict[str, Any]] = []
+
+    @given(envelopes)
+    @hsettings(max_examples=60, database=None, derandomize=True, deadline=None)
+    def collect(envelope):
+        found.append(envelope)
+
+    collect()
+    return found
+
+
+async def test_no_signed_payload_makes_the_endpoint_fail(http, settings, org):
+    customer = await create_customer(http, org)
+    stripe_id = Stripe(settings).stripe_id(customer["id"])
+    statuses = set()
+    for envelope in _signed_envelopes(stripe_id):
+        r = await deliver(http, settings, envelope)
+        assert r.status_code in (200, 422), (envelope, r.text)
+        statuses.add(r.status_code)
+    assert statuses == {200, 422}
