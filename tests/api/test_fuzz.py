@@ -66,7 +66,8 @@ class BackgroundLoop:
         self.thread.join(5)
 
 
-def _seed(settings: Settings, org_id: str, client) -> None:
+def _seed(settings: Settings, org_id: str) -> NewSubscription:
+    """The documented example customer (with a card), and the subscription to start."""
     engine = get_engine(settings.database_url)
     payments = PaymentService(engine, StripeGateway(settings.stripe))
     payments.create_customer(CUSTOMER, email="ada@example.com", name="Ada")
@@ -90,7 +91,7 @@ def test_no_input_makes_the_api_fail(settings: Settings):
     try:
         org, owner = keys.create_organization_with_owner(get_engine(settings.database_url),
                                                          "Fuzz")
-        new = _seed(settings, org.id, env.client)
+        new = _seed(settings, org.id)
         background.run(client_ops.start(env.client, new, settings.temporal.task_queue))
         app_settings = settings.model_copy(update={"temporal": TemporalSettings(
             address=env.client.service_client.config.target_host,
