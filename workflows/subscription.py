@@ -269,6 +269,11 @@ class SubscriptionWorkflow:
         if self.state is None:
             raise ApplicationError("the subscription is starting; try again",
                                    type="not_ready", non_retryable=True)
+        if self.inbox:
+            # Requests queued ahead (signals or updates) change the state before this one is
+            # handled: judged now, a reactivate queued behind a cancel would be refused. The
+            # main loop judges it in turn and refuses it then, with the same reason.
+            return
         try:
             lifecycle.validate(self.state, request, workflow.now())
         except RequestRefused as refused:
