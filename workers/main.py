@@ -46,12 +46,15 @@ def build_activities(settings: Settings, engine: Engine) -> list:
 
 
 def build_worker(client: Client, settings: Settings, engine: Engine | None = None,
-                 task_queue: str | None = None, max_concurrent_activities: int = 32) -> Worker:
+                 task_queue: str | None = None, max_concurrent_activities: int = 32,
+                 workflows: list[type] | None = None) -> Worker:
+    """``workflows`` replaces SubscriptionWorkflow (bench/baseline.py runs its plain loop on
+    exactly the same worker configuration)."""
     engine = engine or get_engine(settings.database_url)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
-        workflows=[SubscriptionWorkflow],
+        workflows=workflows or [SubscriptionWorkflow],
         activities=build_activities(settings, engine),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

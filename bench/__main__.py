@@ -1,0 +1,119 @@
+"""`python -m bench` (`make bench BENCH_ARGS="burst --n 1000"`): benchmarks run by hand.
+
+Subcommands: burst (renewal burst, core vs plain loop, under Stripe rate limits), api (p50/p99
+of cancel/reactivate under concurrent clients), history (events per period and per run over a
+long subscription), all. Each prints a table and writes JSON to bench/results/ (or --json).
+Nothing here is a timed test; tests/bench only checks the correctness figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import report
+
+BURST_COLUMNS = [
+    ("scenario", "scenario"), ("N", "n"), ("limit/s", "stripe_limit_per_s"),
+    ("period s", "period_s"), ("activation s", "activation_burst_s"),
+    ("renewal burst s", "renewal_burst_s"), ("renewals/s", "renewals_per_s"),
+    ("stripe max req/s", "stripe_requests.max_per_second"),
+    ("429s", "stripe_requests.status_429"), ("double charges", "exactly_once.double_charges"),
+    ("worker MB (peak)", "memory_mb.worker.peak_rss_mb"),
+    ("server MB (peak)", "memory_mb.server.peak_rss_mb"),
+]
+
+
+def _database(kind: str, tmp: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{Path(tmp) / 'bench.db'}"
+    import uuid
+
+    import sqlalchemy
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                                     isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+async def burst(args) -> dict:
+    from bench.burst import Scenario, run_burst
+
+    scenarios = [Scenario("core", "core", args.unlimited_rate),
+                 Scenario("baseline", "baseline", args.unlimited_rate)]
+    scenarios += [Scenario(f"core-limit{int(r)}", "core", r) for r in args.limits]
+    if args.only:
+        scenarios = [s for s in scenarios if s.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        results = await run_burst(args.n, scenarios, _database(args.db, tmp), args.period)
+    print(report.table(results, BURST_COLUMNS))
+    return {"n": args.n, "db": args.db, "results": results}
+
+
+async def api(args) -> dict:
+    from bench.api_latency import run
+    result = await run(args.clients, args.rounds, args.db, _database)
+    print(report.table(result["operations"], [
+        ("operation", "operation"), ("calls", "calls"), ("errors", "errors"),
+        ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
+        ("max ms", "max_ms"), ("calls/s", "throughput_per_s")]))
+    return result
+
+
+async def history(args) -> dict:
+    from bench.history import run
+    result = await run(args.years)
+    print(report.table([result], [
+        ("years", "years"), ("periods", "periods"), ("runs", "runs"),
+        ("events total", "events_total"), ("events/period", "events_per_period"),
+        ("max events/run", "max_events_per_run"), ("max run bytes", "max_history_bytes"),
+        ("ended", "final_status")]))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="write the JSON here instead of bench/results/")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("burst", "all"):
+        p = sub.add_parser(name)
+        p.add_argument("--n", type=int, default=200,
+                       help="subscriptions renewing at once (documented: 1000, 10000)")
+        p.add_argument("--period", type=int, default=None,
+                       help="plan interval in seconds (default: long enough for the burst)")
+        p.add_argument("--limits", type=float, nargs="*", default=[25.0, 100.0],
+                       help="Stripe request-rate limits to run the core under")
+        p.add_argument("--unlimited-rate", type=float, default=1000.0,
+                       help="limiter setting for the unthrottled runs")
+        p.add_argument("--only", nargs="*", help="scenario names to run (core, baseline, "
+                       "core-limit25, core-limit100)")
+    for name in ("api", "all"):
+        p = sub.choices.get(name) or sub.add_parser(name)
+        p.add_argument("--clients", type=int, default=50)
+        p.add_argument("--rounds", type=int, default=4,
+                       help="cancel+reactivate pairs per client")
+    for name in ("history", "all"):
+        p = sub.choices.get(name) or sub.add_parser(name)
+        p.add_argument("--years", type=int, default=10)
+    args = parser.parse_args(argv)
+    steps = {"burst": [burst], "api": [api], "history": [history],
+             "all": [history, api, burst]}[args.command]
+    payload = {}
+    for step in steps:
+        payload[step.__name__] = asyncio.run(step(args))
+    path = report.save(args.command, payload if args.command == "all"
+                       else payload[args.command], args.json)
+    print(f"\nJSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

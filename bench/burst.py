@@ -1,0 +1,306 @@
+"""Renewal burst: N subscriptions on a short-interval plan, all anchored at the same instant T0,
+so all N first periods are charged at T0 (activation burst) and all N renewals fall due at
+T0 + P (renewal burst, the figure that matters). One worker subprocess per scenario, a fresh
+Temporal dev server per scenario, one localstripe and one database for the whole run.
+
+A renewal counts as done when its charge succeeded and its credit grant is in the ledger (the
+core records the state change and events in the same sequence). Exactly-once is checked from
+both sides: our charge records (one succeeded attempt per subscription and period, distinct
+idempotency keys) and localstripe's PaymentIntents (at most one succeeded intent per key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import stripe
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from bench.stack import Child, LocalStripe, TemporalServer, cpu_seconds
+from config.settings import Settings, StripeSettings, TemporalSettings
+from domain.lifecycle import NewSubscription
+from domain.periods import period_key
+from domain.plans import Plan
+from payments.gateway import StripeGateway
+from payments.service import PaymentService
+from store.engine import get_engine
+from workers.client import connect
+from workflows import client_ops
+
+CARD_OK = "4242424242424242"
+AMOUNT, CREDITS = 500, 100
+START_RATE = 60.0  # workflow starts per second assumed when choosing T0 (measured, not trusted)
+
+
+@dataclass
+class Scenario:
+    name: str
+    kind: str  # "core" (SubscriptionWorkflow + workers.main) or "baseline" (bench.baseline)
+    rate: float  # Stripe requests per second allowed by the worker's limiter
+
+
+def make_customers(db_url: str, stripe_url: str, n: int) -> list[str]:
+    """N customers with a default card, created in parallel (setup, not measured)."""
+    service = PaymentService(get_engine(db_url), StripeGateway(stripe_settings(stripe_url, 1000)))
+
+    def one(i: int) -> str:
+        cid = f"bench_cus_{i:06d}"
+        service.create_customer(cid, email=f"{cid}@example.com", name=cid)
+        service.add_test_card(cid, CARD_OK)
+        return cid
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def stripe_settings(url: str, rate: float) -> StripeSettings:
+    return StripeSettings(api_base=url, max_requests_per_second=rate, confirm_off_session=False,
+                          request_timeout_seconds=20.0)
+
+
+def worker_env(settings: Settings, task_queue: str) -> dict[str, str]:
+    return {
+        "SUBS_DATABASE_URL": settings.database_url,
+        "SUBS_TEMPORAL__ADDRESS": settings.temporal.address,
+        "SUBS_TEMPORAL__TASK_QUEUE": task_queue,
+        "SUBS_STRIPE__API_BASE": settings.stripe.api_base or "",
+        "SUBS_STRIPE__MAX_REQUESTS_PER_SECOND": str(settings.stripe.max_requests_per_second),
+        "SUBS_STRIPE__CONFIRM_OFF_SESSION": "false",
+        "SUBS_LOG_LEVEL": "WARNING",
+    }
+
+
+def reader(db_url: str):
+    """A connection per poll (no pool): a pooled SQLite connection was seen reading a stale
+    snapshot while the worker process kept writing."""
+    return create_engine(db_url, poolclass=NullPool)
+
+
+def _counts(engine, prefix: str, pk: str) -> tuple[int, int]:
+    with engine.connect() as conn:
+        charged = conn.execute(text(
+            "SELECT count(*) FROM charge_attempt WHERE subscription_id LIKE :p "
+            "AND period_key = :k AND status = 'succeeded'"), {"p": prefix + "%", "k": pk}).scalar()
+        granted = conn.execute(text(
+            "SELECT count(*) FROM credit_entry WHERE idempotency_key LIKE :p"),
+            {"p": f"{prefix}%:{pk}:grant"}).scalar()
+    return int(charged), int(granted)
+
+
+async def _wait_done(engine, prefix: str, pk: str, n: int, due: datetime,
+                     timeout: float, worker: Child) -> tuple[float | None, float]:
+    """Poll until all N periods are charged and granted; (seconds after ``due``, charge-only)."""
+    charged_at = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited ({worker.process.returncode}):\n{worker.tail(8000)}")
+        charged, granted = _counts(engine, prefix, pk)
+        now = datetime.now(UTC)
+        if charged >= n and charged_at is None:
+            charged_at = (now - due).total_seconds()
+        if granted >= n:
+            return (now - due).total_seconds(), charged_at or (now - due).total_seconds()
+        await asyncio.sleep(0.25)
+    return None, charged_at or float("nan")
+
+
+def exactly_once(engine, prefix: str, stripe_url: str) -> dict:
+    """Double-charge checks from our records and from localstripe's PaymentIntents."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT subscription_id, period_key, idempotency_key, payment_intent_id "
+            "FROM charge_attempt WHERE subscription_id LIKE :p AND status = 'succeeded'"),
+            {"p": prefix + "%"}).all()
+    per_period = Counter((r[0], r[1]) for r in rows)
+    keys = {r[2] for r in rows}
+    intents = {r[3] for r in rows}
+    client = stripe.StripeClient("sk_test_local", base_addresses={"api": stripe_url})
+    per_key: Counter[str] = Counter()
+    for obj in client.v1.payment_intents.list({"limit": 100}).auto_paging_iter():
+        pi = obj.to_dict()
+        key = (pi.get("metadata") or {}).get("idempotency_key", "")
+        if key.startswith(prefix) and pi.get("status") == "succeeded":
+            per_key[key] += 1
+    return {
+        "succeeded_charges": len(rows),
+        "distinct_keys": len(keys),
+        "distinct_intents": len(intents),
+        "periods_charged_twice": sum(1 for c in per_period.values() if c > 1),
+        "stripe_succeeded_intents": sum(per_key.values()),
+        "stripe_keys_with_2plus_intents": sum(1 for c in per_key.values() if c > 1),
+        "double_charges": (len(rows) - len(keys))
+        + sum(c - 1 for c in per_key.values() if c > 1)
+        + sum(c - 1 for c in per_period.values() if c > 1),
+    }
+
+
+_ACCESS = re.compile(r'\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}) [+-]\d{4}\] "(\w+) (\S+)[^"]*" (\d{3})')
+
+
+def stripe_request_rate(log_text: str, since: datetime, until: datetime) -> dict:
+    """Requests per wall-clock second seen by localstripe (its access log) in a window.
+    localstripe never answers 429 itself, so the check is the observed rate vs the limit."""
+    per_second: Counter[datetime] = Counter()
+    statuses: Counter[str] = Counter()
+    for m in _ACCESS.finditer(log_text):
+        at = datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S").replace(tzinfo=UTC)
+        if since.replace(microsecond=0) <= at <= until:
+            per_second[at] += 1
+            statuses[m.group(4)] += 1
+    # Full seconds only: the first and last bins are partial.
+    full = sorted(per_second)[1:-1]
+    return {
+        "requests": sum(per_second.values()),
+        "max_per_second": max(per_second.values(), default=0),
+        "mean_per_second_full": round(sum(per_second[s] for s in full) / len(full), 1)
+        if full else 0.0,
+        "status_429": statuses.get("429", 0),
+        "non_2xx": sum(c for s, c in statuses.items() if not s.startswith("2")),
+    }
+
+
+async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
+                       stripe: LocalStripe, period: int | None) -> dict:
+    # Two Stripe requests per charge: the limiter bounds charges at rate/2 per second.
+    expected = min(sc.rate / 2, 40.0)
+    period = period or max(20, int(1.6 * n / expected) + 5)
+    server = TemporalServer()
+    settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, sc.rate),
+                        temporal=TemporalSettings(address=server.address))
+    queue = f"bench-{sc.name}"
+    module = "workers.main" if sc.kind == "core" else "bench.baseline"
+    worker = Child.start(f"worker-{sc.name}", [_python(), "-m", module],
+                         worker_env(settings, queue))
+    engine = reader(db_url)
+    prefix = f"{sc.name}-"
+    try:
+        client = await connect(settings)
+        await wait_for_pollers(client, queue, worker)
+        lead = 5 + n / START_RATE
+        t0 = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+        plan = Plan(id="bench", name="bench", amount=AMOUNT, currency="usd",
+                    interval="second", interval_count=period, included_credits=CREDITS)
+        started = time.monotonic()
+        sem = asyncio.Semaphore(50)
+
+        async def start(i: int, cid: str) -> None:
+            sid = f"{prefix}{i:06d}"
+            async with sem:
+                if sc.kind == "core":
+                    await client_ops.start(client, NewSubscription(
+                        id=sid, customer_id=cid, plan=plan, start_date=t0), queue)
+                else:
+                    from bench.baseline import WORKFLOW_TYPE, LoopInput
+                    await client.start_workflow(WORKFLOW_TYPE, LoopInput(
+                        subscription_id=sid, customer_id=cid, anchor=t0, period_seconds=period,
+                        amount=AMOUNT, credits=CREDITS), id=f"baseline-{sid}", task_queue=queue)
+
+        await asyncio.gather(*(start(i, c) for i, c in enumerate(customers[:n])))
+        start_seconds = time.monotonic() - started
+        late_start = datetime.now(UTC) > t0
+        t1 = t0 + timedelta(seconds=period)
+        timeout = period + 20 + 4 * n / expected
+        first_done, _ = await _wait_done(engine, prefix, period_key(t0), n, t0, timeout, worker)
+        overlap = first_done is None or first_done > period
+        # CPU used during the renewal burst shows which process is the bottleneck.
+        await asyncio.sleep(max(0.0, (t1 - datetime.now(UTC)).total_seconds()))
+        cpu0 = (worker.cpu(), server.child.cpu(), stripe_cpu(stripe))
+        renew_done, renew_charged = await _wait_done(engine, prefix, period_key(t1), n, t1,
+                                                     timeout, worker)
+        end = datetime.now(UTC)
+        cpu = {"worker": round(worker.cpu() - cpu0[0], 2),
+               "server": round(server.child.cpu() - cpu0[1], 2),
+               "localstripe": round(stripe_cpu(stripe) - cpu0[2], 2)}
+        memory = {"worker": worker.memory(), "server": server.memory()}
+        checks = exactly_once(engine, prefix, stripe.url)
+        rate_seen = stripe_request_rate(_log(stripe), t1, end)
+        return {
+            "scenario": sc.name, "kind": sc.kind, "n": n, "period_s": period,
+            "stripe_limit_per_s": sc.rate, "start_seconds": round(start_seconds, 1),
+            "late_start": late_start,
+            "activation_burst_s": _r(first_done),
+            "activation_per_s": _r(n / first_done) if first_done else None,
+            "activation_overlapped_renewal": overlap,
+            "renewal_burst_s": _r(renew_done),
+            "renewals_per_s": _r(n / renew_done) if renew_done else None,
+            "renewal_charges_done_s": _r(renew_charged),
+            "complete": renew_done is not None,
+            "renewal_cpu_seconds": cpu,
+            "cpu_ms_per_renewal": {k: round(1000 * v / n, 1) for k, v in cpu.items()},
+            "memory_mb": memory, "exactly_once": checks, "stripe_requests": rate_seen,
+        }
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def stripe_cpu(server: LocalStripe) -> float:
+    return cpu_seconds(server.process.pid)
+
+
+async def run_burst(n: int, scenarios: list[Scenario], db_url: str,
+                    period: int | None = None) -> list[dict]:
+    """Migrate, start localstripe, create N customers once, then run each scenario."""
+    import json
+    import sys
+
+    from bench.stack import start_localstripe
+    from store.migrate import upgrade
+
+    upgrade(db_url)
+    stripe = start_localstripe()
+    results = []
+    try:
+        customers = await asyncio.to_thread(make_customers, db_url, stripe.url, n)
+        for sc in scenarios:
+            print(f"[burst] {sc.name}: N={n} ...", file=sys.stderr, flush=True)
+            result = await run_scenario(sc, n, customers, db_url, stripe, period)
+            print(json.dumps(result), file=sys.stderr, flush=True)
+            results.append(result)
+    finally:
+        stripe.stop()
+    return results
+
+
+async def wait_for_pollers(client, queue: str, worker: Child, timeout: float = 120.0) -> None:
+    """T0 is chosen once the worker polls: a workflow whose first task runs after T0 would
+    start late (start = max(start_date, now)) and fall out of the burst."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited ({worker.process.returncode}):\n{worker.tail(8000)}")
+        resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+        if resp.pollers:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the worker never polled its task queue")
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _log(server: LocalStripe) -> str:
+    """Read the access log through a fresh file description: seeking the shared one would
+    move localstripe's own write offset."""
+    with open(f"/proc/self/fd/{server.log.fileno()}", "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def _python() -> str:
+    import sys
+    return sys.executable

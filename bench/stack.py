@@ -1,0 +1,144 @@
+"""The processes a benchmark needs, each started fresh and stopped afterwards: a Temporal dev
+server (temporary SQLite file, free ports, search attributes of devstack), localstripe, a
+migrated database and worker/API subprocesses. Workers and the API run as separate processes
+so their memory can be read from /proc (no psutil) and so the figures include the real
+client <-> server hops."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.settings import REPO_ROOT
+from devstack.__main__ import SEARCH_ATTRIBUTES
+from tests.fakes_stripe import LocalStripe, free_port, start_localstripe
+
+BIN = Path(sys.executable).parent
+
+__all__ = ["LocalStripe", "start_localstripe", "free_port", "TemporalServer", "Child",
+           "rss_mb", "cpu_seconds", "wait_port"]
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """Current and peak resident memory (MiB) of a process, from /proc/<pid>/status."""
+    out = {"rss_mb": 0.0, "peak_rss_mb": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+            elif line.startswith("VmHWM:"):
+                out["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open within {timeout} s")
+
+
+@dataclass
+class Child:
+    """A subprocess whose output goes to a temporary file (never an unread pipe)."""
+
+    name: str
+    process: subprocess.Popen
+    log: object = field(repr=False)
+
+    @classmethod
+    def start(cls, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Child:
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=REPO_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+        return cls(name, proc, log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def memory(self) -> dict[str, float]:
+        return rss_mb(self.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def tail(self, n: int = 3000) -> str:
+        self.log.seek(0)
+        return self.log.read()[-n:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if not self.log.closed:
+            self.log.close()
+
+
+class TemporalServer:
+    """`temporal server start-dev` on a temporary database and free ports, headless."""
+
+    def __init__(self, extra_args: list[str] | None = None) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="bench-temporal-")
+        self.port = free_port()
+        cmd = [str(BIN / "temporal"), "server", "start-dev",
+               "--db-filename", str(Path(self.dir.name) / "temporal.db"),
+               "--ip", "127.0.0.1", "--port", str(self.port), "--headless",
+               "--log-level", "error", *(extra_args or [])]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            cmd += ["--search-attribute", f"{name}={kind}"]
+        self.child = Child.start("temporal", cmd)
+        try:
+            wait_port(self.port, 60, self.child.process)
+            self._wait_healthy(60)
+        except RuntimeError as err:
+            self.stop()
+            raise RuntimeError(f"{err}\n{self.child.tail()}") from None
+
+    def _wait_healthy(self, timeout: float) -> None:
+        """The port opens before the frontend serves ("Frontend is not healthy yet")."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            probe = subprocess.run([str(BIN / "temporal"), "operator", "cluster", "health",
+                                    "--address", self.address], capture_output=True, text=True)
+            if probe.returncode == 0 and "SERVING" in probe.stdout:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("Temporal frontend did not become healthy")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def memory(self) -> dict[str, float]:
+        return self.child.memory()
+
+    def stop(self) -> None:
+        self.child.stop()
+        self.dir.cleanup()
