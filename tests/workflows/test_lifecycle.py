@@ -225,6 +225,21 @@ async def test_future_subscription_can_only_be_cancelled_immediately(scenario):
     assert events[-1].request == OPERATOR
 
 
+async def test_future_subscription_starts_on_its_date_and_is_charged_then(scenario):
+    """D10 counterpart: left alone, a scheduled subscription starts on its start date, which
+    becomes its billing anchor, and its first period is charged then, not before."""
+    start = await scenario.now() + timedelta(days=10)
+    await scenario.start(start_date=start, wait_status="scheduled")
+    assert scenario.charges() == []
+    await scenario.sleep_until(start + SECOND)
+    active = await scenario.until(lambda s: s.status == Status.ACTIVE)
+    assert active.billing_cycle_anchor == active.current_period_start == start
+    assert [(c.purpose, c.period_key) for c in scenario.charges("succeeded")] == [
+        ("first_period", active.period_key)]
+    assert _types(scenario)[:3] == ["customer.subscription.created", "invoice.paid",
+                                    "customer.subscription.updated"]
+
+
 async def test_immediate_cancel_is_requested_and_ended_subscriptions_refuse_everything(
         scenario):
     """D1/D6/D8: an immediate cancel ends at once, the deleted event names who asked; D4:

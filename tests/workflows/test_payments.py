@@ -225,3 +225,21 @@ async def test_immediate_cancel_discards_usage_and_keeps_one_off_items_pending(s
     assert [c.purpose for c in scenario.charges()] == ["first_period"]
     assert [p.kind for p in scenario.payments.pending_charges(sub)] == ["one_off"]
     assert [p.kind for p in scenario.payments.pending_charges(sub, "discarded")] == ["metered"]
+
+
+async def test_end_of_term_cancel_ends_even_when_the_final_charge_is_declined(scenario):
+    """D7: the subscription is cancelled whether or not the final collection succeeds; a
+    declined final charge is not retried."""
+    first = await scenario.start()
+    sub, customer = scenario.sub_id, first.customer_id
+    scenario.payments.add_pending_charge(f"{sub}:usage", sub, customer, 150, "usd",
+                                         kind="metered")
+    await scenario.send(Cancel(mode="at_period_end"))
+    scenario.payments.add_test_card(customer, CARD_DECLINED)
+    await scenario.sleep_until(first.current_period_end + SECOND)
+    final = await scenario.finished()
+    assert final.status == Status.CANCELED and final.ended_at == first.current_period_end
+    assert [(c.purpose, c.amount, c.status) for c in scenario.charges()] == [
+        ("first_period", 2000, "succeeded"), ("final_invoice", 150, "declined")]
+    await scenario.sleep_until(first.current_period_end + 30 * DAY)
+    assert len(scenario.charges()) == 2
