@@ -106,7 +106,16 @@ async def send(client: Client, subscription_id: str, request: Request,
 
 
 async def signal(client: Client, subscription_id: str, request: Request) -> None:
-    await handle(client, subscription_id).signal(_SIGNALS[type(request)], request)
+    """Fire-and-forget: the workflow judges the request in turn and records a refusal in
+    ``rejected_signals``. An ended subscription refuses at once, as ``send`` does (D4)."""
+    try:
+        await handle(client, subscription_id).signal(_SIGNALS[type(request)], request)
+    except RPCError:
+        if await _closed(handle(client, subscription_id)):
+            message = (ENDED_MESSAGE if isinstance(request, Reactivate)
+                       else "the subscription has already ended")
+            raise RequestRefused("subscription_ended", message) from None
+        raise
 
 
 def refusal_from(cause: BaseException | None) -> RequestRefused:

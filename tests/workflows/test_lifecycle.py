@@ -290,3 +290,17 @@ async def test_signals_and_updates_share_one_path_and_an_invalid_signal_changes_
     assert invalid.value.field == "cancel_at"
     assert await scenario.state() == active and len(await scenario.rejected()) == 2
     assert len(scenario.charges()) == 1
+
+
+async def test_a_signal_to_an_ended_subscription_is_refused_like_an_update(scenario):
+    """D4 through both entry points: once ended, a signal is refused at once with the same
+    code and message as the update, instead of a transport error."""
+    await scenario.start()
+    await scenario.send(Cancel(mode="immediately"))
+    ended = await scenario.finished()
+    for deliver in (scenario.send, scenario.signal):
+        with pytest.raises(RequestRefused) as refused:
+            await deliver(Reactivate())
+        assert (refused.value.code, refused.value.message) == ("subscription_ended",
+                                                               ENDED_MESSAGE)
+    assert await scenario.state() == ended

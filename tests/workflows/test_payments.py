@@ -243,3 +243,20 @@ async def test_end_of_term_cancel_ends_even_when_the_final_charge_is_declined(sc
         ("first_period", 2000, "succeeded"), ("final_invoice", 150, "declined")]
     await scenario.sleep_until(first.current_period_end + 30 * DAY)
     assert len(scenario.charges()) == 2
+
+
+async def test_declined_first_payment_is_incomplete_without_access_until_a_new_card(scenario):
+    """D9 for the first period: a declined first payment leaves the subscription incomplete,
+    without access; a new payment method retries at once and the paid period keeps its
+    original anchor."""
+    incomplete = await scenario.start(card=CARD_DECLINED, wait_status="incomplete")
+    assert incomplete.dunning.attempts == 1
+    assert not incomplete.has_access(await scenario.now())
+    record = scenario.payments.add_test_card(incomplete.customer_id, CARD_OK)
+    active = await scenario.send(PaymentMethodUpdated(
+        payment_method_id=record.default_payment_method))
+    assert active.status == Status.ACTIVE
+    assert active.current_period_start == incomplete.current_period_start
+    assert active.billing_cycle_anchor == incomplete.billing_cycle_anchor
+    assert _attempts(scenario) == [("first_period:1", "declined"),
+                                   ("first_period:2", "succeeded")]
