@@ -58,9 +58,15 @@ def claim(engine: Engine, now: datetime, *, limit: int, lease: timedelta) -> lis
                 session.exec(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
                              .values(**lease_values))
         else:
-            for row_id in session.exec(query).all():
-                session.exec(update(OutboxMessage).where(OutboxMessage.id == row_id, due)
-                             .values(**lease_values))
+            # Candidates beyond ``limit``: a dispatcher racing another one for the first rows
+            # still gets the next ones instead of nothing.
+            claimed = 0
+            for row_id in session.exec(query.limit(limit * 4)).all():
+                result = session.exec(update(OutboxMessage).where(OutboxMessage.id == row_id,
+                                                                  due).values(**lease_values))
+                claimed += result.rowcount
+                if claimed >= limit:
+                    break
     with Session(engine) as session:
         return list(session.exec(select(OutboxMessage).where(
             OutboxMessage.claim_token == token,
