@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
@@ -47,7 +48,7 @@ pytestmark = pytest.mark.temporal
 
 CUSTOMER, SUBSCRIPTION = "cus_8sKd92LmQpXz0aBc", "sub_4fT9kQ2mZx8LpR1a"
 # Bounded so the run takes seconds; SUBS_FUZZ_EXAMPLES=200 for a deeper search by hand.
-EXAMPLES_PER_OPERATION = int(os.environ.get("SUBS_FUZZ_EXAMPLES", "12"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("SUBS_FUZZ_EXAMPLES", "10"))
 
 
 class BackgroundLoop:
@@ -108,6 +109,7 @@ def _fuzz(app, auth: dict[str, str]) -> None:
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
     failures: list[str] = []
     seen: Counter[tuple[str, int]] = Counter()
+    spent: Counter[str] = Counter()
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
@@ -123,14 +125,19 @@ def _fuzz(app, auth: dict[str, str]) -> None:
                 seen[(operation.label, response.status_code)] += 1
                 case.validate_response(response, checks=checks)
 
+            started = time.perf_counter()
             try:
                 run()
             except hypothesis.errors.Unsatisfiable:
                 continue  # nothing about this operation can be made invalid (e.g. no input)
             except (Exception, BaseExceptionGroup) as err:  # noqa: BLE001 - collect them all
                 failures.append(f"{operation.label} [{mode.value}]: {err}")
+            finally:
+                spent[operation.label] += time.perf_counter() - started
     for (label, status), count in sorted(seen.items()):
         print(f"{label:70} {status} x{count}")
+    for label, seconds in spent.most_common(5):
+        print(f"slowest: {label:62} {seconds:6.2f} s")
     assert not failures, "\n\n".join(failures)
     # The examples reached the seeded subscription, not only 404s and 422s.
     assert seen[("POST /v1/subscriptions/{subscription_id}/cancel", 200)] >= 1
