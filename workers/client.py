@@ -11,6 +11,8 @@ from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusCo
 
 from config.settings import Settings
 
+log = logging.getLogger("workers")
+
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
@@ -27,8 +29,19 @@ def worker_runtime(settings: Settings) -> Runtime:
     latencies, polls, schedule-to-start, failures) are served in Prometheus format at
     ``http://<worker_metrics_address>/metrics`` unless the address is empty."""
     address = settings.worker_metrics_address
-    return Runtime(telemetry=TelemetryConfig(
-        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                              forwarding=LogForwardingConfig(logger=logging.getLogger(
-                                  "temporalio.core"))),
-        metrics=PrometheusConfig(bind_address=address) if address else None))
+
+    def runtime(metrics: PrometheusConfig | None) -> Runtime:
+        return Runtime(telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                                  forwarding=LogForwardingConfig(logger=logging.getLogger(
+                                      "temporalio.core"))),
+            metrics=metrics))
+
+    if not address:
+        return runtime(None)
+    try:
+        return runtime(PrometheusConfig(bind_address=address))
+    except ValueError as err:  # e.g. a second local worker: the port is taken
+        # Metrics are for watching the worker, not for running it: keep working without them.
+        log.error("worker metrics not served at %s: %s", address, err)
+        return runtime(None)

@@ -65,3 +65,19 @@ async def test_worker_serves_prometheus_metrics_and_logs_json(sqlite_url, locals
     finally:
         worker.stop()
         await env.shutdown()
+
+
+def test_a_taken_metrics_port_does_not_stop_the_worker(caplog):
+    """A second local worker (``make worker`` next to ``make dev``) finds the port taken: it
+    runs without metrics and says so, instead of crashing."""
+    import socket
+
+    from workers.client import worker_runtime
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        with caplog.at_level("ERROR", logger="workers"):
+            assert worker_runtime(Settings(worker_metrics_address=address)) is not None
+    assert f"worker metrics not served at {address}" in caplog.text
