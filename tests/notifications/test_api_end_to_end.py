@@ -1,11 +1,12 @@
 """Through the HTTP API and the real workflow: webhook endpoints are managed by owners and
 billing admins (secret shown once), and a cancel request ends up as a confirmation email with
-the exact end date and as signed webhooks at the organization's endpoint (D14, D8)."""
+the exact end date and as signed webhooks at the organization's endpoint (D14, D8); dunning
+mails each failed payment and the automatic cancel (D9)."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,7 +15,15 @@ from notifications import outbox, signing
 from notifications.dispatcher import Dispatcher
 from store.engine import get_engine
 from tests.api.conftest import api, env, http, org, other_org, settings  # noqa: F401
-from tests.api.helpers import assert_problem, create_customer, create_subscription, settle
+from tests.api.helpers import (
+    assert_problem,
+    create_customer,
+    create_subscription,
+    dt,
+    get_subscription,
+    settle,
+)
+from tests.fakes_stripe import CARD_DECLINED
 
 pytestmark = pytest.mark.temporal
 
@@ -82,3 +91,35 @@ async def test_cancel_request_mails_the_exact_date_and_signs_webhooks(
     assert "customer.subscription.updated" in {e["type"] for e in recorded.values()}
     for headers, body in receiver.deliveries:
         assert signing.verify(headers[signing.HEADER], body, secret, now=int(time.time()))
+
+
+async def test_dunning_mails_each_failed_payment_then_the_automatic_cancel(
+        api, env, org, settings, mailbox):  # noqa: F811
+    customer = await create_customer(api, org, email="lin@example.com")
+    sub = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
+                       json={"card_number": CARD_DECLINED}, headers=org.owner)
+    assert r.status_code == 200, r.text
+    # D9: the renewal and its three retries (3, 5, 7 days later) fail, then it is cancelled.
+    end = dt(sub["current_period_end"])
+    await env.sleep(end - await env.get_current_time() + timedelta(days=16))
+
+    async def canceled():
+        current = await get_subscription(api, org, sub["id"])
+        return current if current["status"] == "canceled" else None
+
+    await settle(canceled)
+    engine = get_engine(settings.database_url)
+
+    async def queued():
+        rows = outbox.list_messages(engine, subscription_id=sub["id"])
+        return rows if any(m.kind == "auto_cancel" for m in rows) else None
+
+    await settle(queued)
+    await Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port)).run_once(
+        await env.get_current_time())
+    kinds = sorted(m["X-Notification-Kind"] for m in mailbox.messages)
+    assert kinds == ["auto_cancel"] + ["payment_failed"] * 4
+    assert {m["To"] for m in mailbox.messages} == {"lin@example.com"}
+    (auto,) = mailbox.by_kind("auto_cancel")
+    assert "could not collect the payment" in mailbox.text(auto)
