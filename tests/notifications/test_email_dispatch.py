@@ -90,7 +90,7 @@ async def test_smtp_failures_back_off_then_the_mail_is_sent_exactly_once(db_url,
     assert len(mailbox.messages) == 1
 
 
-async def test_unreachable_server_keeps_the_mail_queued(sqlite_url):
+async def test_unreachable_server_is_retried_then_given_up_after_max_attempts(sqlite_url):
     tenant = make_tenant(sqlite_url)
     d = driver_for(tenant, at(2026, 1, 10))
     d.request(Cancel(mode="immediately"), at(2026, 1, 20))
@@ -98,6 +98,8 @@ async def test_unreachable_server_keeps_the_mail_queued(sqlite_url):
     from tests.notifications.conftest import free_port
     sender = dispatcher(sqlite_url, free_port(), max_attempts=2)
     await sender.run_once(at(2026, 1, 21))
+    (row,) = outbox.list_messages(get_engine(sqlite_url))
+    assert row.status == OutboxStatus.PENDING and row.attempts == 1  # kept for a retry
     await sender.run_once(at(2026, 1, 22))
     (row,) = outbox.list_messages(get_engine(sqlite_url))
     assert row.status == OutboxStatus.FAILED and row.attempts == 2
