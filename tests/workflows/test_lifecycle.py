@@ -12,6 +12,7 @@ from domain.errors import RequestInvalid, RequestRefused
 from domain.lifecycle import ENDED_MESSAGE
 from domain.model import Actor, Status
 from domain.requests import Cancel, Postpone, Reactivate
+from eventlog import store as events_store
 from tests.workflows.scenario import MONTHLY, Scenario
 
 pytestmark = pytest.mark.temporal
@@ -60,6 +61,8 @@ async def test_cancel_one_second_before_the_end_takes_effect_then_without_renewa
     assert scheduled.data["cancel_at_period_end"] is True
     assert deleted.request is None  # D8: automatic, the scheduled end took effect
     assert deleted.created == end and deleted.data["status"] == "canceled"
+    view = events_store.get_view(scenario.engine, scenario.sub_id)  # the read model agrees
+    assert (view.status, view.ended_at, view.last_event_seq) == ("canceled", end, len(events))
 
 
 async def test_reactivate_at_the_last_moment_keeps_the_renewal_date_and_charges_nothing(

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import RequestRefused
-from domain.model import SYSTEM, Status
+from domain.model import SYSTEM, BillingPolicy, Status
 from domain.requests import Cancel, PaymentMethodUpdated
 from tests.fakes_stripe import CARD_DECLINED, CARD_OK
 from tests.workflows.scenario import MONTHLY, Scenario
@@ -260,3 +260,24 @@ async def test_declined_first_payment_is_incomplete_without_access_until_a_new_c
     assert active.billing_cycle_anchor == incomplete.billing_cycle_anchor
     assert _attempts(scenario) == [("first_period:1", "declined"),
                                    ("first_period:2", "succeeded")]
+
+
+async def test_unpaid_policy_keeps_the_subscription_without_access_until_a_new_card(scenario):
+    """D9 with final_action=unpaid: after the fourth failure the subscription is unpaid (no
+    access, no more retries) instead of cancelled; a new card retries at once and it is active
+    again on the same anchor."""
+    first = await scenario.start(policy=BillingPolicy(final_action="unpaid"))
+    scenario.payments.add_test_card(first.customer_id, CARD_DECLINED)
+    end = first.current_period_end
+    await scenario.sleep_until(end + 15 * DAY + SECOND)
+    unpaid = await scenario.until(lambda s: s.status == Status.UNPAID)
+    assert unpaid.dunning.attempts == 4 and unpaid.dunning.next_retry_at is None
+    assert not unpaid.has_access(await scenario.now())
+    await scenario.sleep_until(end + 20 * DAY)
+    assert len(scenario.charges()) == 5  # no retry while unpaid
+
+    scenario.payments.add_test_card(first.customer_id, CARD_OK)
+    active = await scenario.send(PaymentMethodUpdated())
+    assert active.status == Status.ACTIVE and active.current_period_start == end
+    assert active.current_period_end == first.anchor_boundary(2)
+    assert _attempts(scenario)[-2:] == [("renewal:4", "declined"), ("renewal:5", "succeeded")]
