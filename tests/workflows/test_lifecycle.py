@@ -13,7 +13,7 @@ from domain.lifecycle import ENDED_MESSAGE
 from domain.model import Actor, Status
 from domain.requests import Cancel, Postpone, Reactivate
 from eventlog import store as events_store
-from tests.workflows.scenario import MONTHLY, Scenario
+from tests.workflows.scenario import Scenario
 
 pytestmark = pytest.mark.temporal
 
