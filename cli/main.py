@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,14 +16,14 @@ import typer
 from config.settings import get_settings
 from domain.errors import RequestRefused
 from domain.model import Actor
-from domain.requests import Cancel, Postpone, Reactivate
+from domain.requests import Cancel, Pause, Postpone, Reactivate, Resume
 from eventlog import store as eventlog
 from store.engine import get_engine
 from workers.client import connect
 from workflows import client_ops
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone; `demo` seeds the local stack.",
+                  "postpone, pause, resume; `demo` seeds the local stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -40,8 +42,18 @@ async def _send(subscription_id: str, request) -> None:
         state = await client_ops.send(client, subscription_id, request)
     except RequestRefused as refused:
         typer.secho(f"refused ({refused.code}): {refused.message}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+        _exit(2)
     _print(_summary(state))
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """End the process without interpreter finalization: the Temporal client's Rust threads
+    can otherwise abort a short-lived process at exit with SIGABRT ("PyGILState_Release ...
+    finalizing", temporalio/sdk-python#300); seen here on about one refused command in ten."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _summary(state) -> dict[str, Any]:
@@ -117,6 +129,37 @@ def postpone(subscription_id: str,
     """Move a scheduled cancellation; extra time past the paid term is not charged (D5)."""
     try:
         request = Postpone(cancel_at=at, requested_by=OPERATOR)
+    except ValueError as err:
+        typer.secho(f"invalid: {err}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    _run(_send(subscription_id, request))
+
+
+@app.command()
+def pause(
+    subscription_id: str,
+    mode: Annotated[str, typer.Option(help="now | at_period_end")] = "at_period_end",
+    resume_at: Annotated[datetime | None, typer.Option(
+        "--resume-at", help="resume automatically then (UTC ISO)")] = None,
+) -> None:
+    """Pause (D12): no renewals, charges or access until resumed."""
+    try:
+        request = Pause(mode=mode, resume_at=resume_at, requested_by=OPERATOR)
+    except ValueError as err:
+        typer.secho(f"invalid: {err}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    _run(_send(subscription_id, request))
+
+
+@app.command()
+def resume(
+    subscription_id: str,
+    anchor: Annotated[str, typer.Option(help="keep (same renewal dates) | reset (new period "
+                                        "now, charged)")] = "keep",
+) -> None:
+    """Resume a paused subscription, or remove a scheduled pause."""
+    try:
+        request = Resume(anchor=anchor, requested_by=OPERATOR)
     except ValueError as err:
         typer.secho(f"invalid: {err}", fg="red", err=True)
         raise typer.Exit(code=2) from None

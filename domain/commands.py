@@ -48,6 +48,15 @@ class LockPurchasedCredits(Frozen):
     at: datetime
 
 
+class UnlockPurchasedCredits(Frozen):
+    """D12/D16: a paused subscription resumed; purchased credits fund new work again."""
+
+    kind: Literal["unlock_purchased_credits"] = "unlock_purchased_credits"
+    idempotency_key: str
+    period_key: str
+    at: datetime
+
+
 class CollectPendingCharges(Frozen):
     """D7: end-of-term cancellation bills what is pending in a final charge."""
 
@@ -87,6 +96,7 @@ Command = (
     | GrantCredits
     | ForfeitCredits
     | LockPurchasedCredits
+    | UnlockPurchasedCredits
     | CollectPendingCharges
     | DiscardPendingCharges
     | Refund

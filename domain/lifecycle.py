@@ -5,7 +5,8 @@ Three kinds of input drive it:
   a scheduled cancellation taking effect, a dunning retry), stopping at a Charge whose
   outcome it needs;
 - money: ``apply_outcome`` takes the result of that Charge;
-- people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update),
+- people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update,
+  pause, resume),
   refusing it with a reason when the rules do not allow it. ``validate`` answers "would
   handle accept this now?" without changing anything, for Temporal update validators.
 
@@ -29,6 +30,7 @@ from domain.commands import (
     LockPurchasedCredits,
     PaymentOutcome,
     Refund,
+    UnlockPurchasedCredits,
 )
 from domain.errors import RequestInvalid, RequestRefused
 from domain.model import (
@@ -39,12 +41,21 @@ from domain.model import (
     Dunning,
     Event,
     Frozen,
+    Pausing,
     Status,
     SubscriptionState,
 )
 from domain.periods import boundary, index_at, period_key, require_utc
 from domain.plans import Plan
-from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
+from domain.requests import (
+    Cancel,
+    Pause,
+    PaymentMethodUpdated,
+    Postpone,
+    Reactivate,
+    Request,
+    Resume,
+)
 
 RECENT_EVENTS_KEPT = 25
 ENDED_MESSAGE = "ended subscriptions cannot be reactivated; create a new subscription"
@@ -96,7 +107,10 @@ def _emit(
 def _changed(before: SubscriptionState, after: SubscriptionState) -> dict[str, Any]:
     """Stripe's previous_attributes: the old values of the snapshot fields that changed."""
     old, new = before.snapshot(), after.snapshot()
-    return {k: v for k, v in old.items() if new.get(k) != v}
+    changed = {k: v for k, v in old.items() if new.get(k) != v}
+    # Optional fields (pause_collection) that appear were null before.
+    changed.update({k: None for k in new if k not in old})
+    return changed
 
 
 def _updated(before: SubscriptionState, after: SubscriptionState, now: datetime,
@@ -357,6 +371,7 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
         "cancellation": state.cancellation if scheduled and state.cancellation else cancellation,
         "dunning": None,
         "awaiting_charge": None,
+        "pause": None,
     })
     emitted = _emit(ended, "customer.subscription.deleted", at, request,
                     _changed(state, ended))
@@ -378,6 +393,11 @@ def next_wakeup(state: SubscriptionState) -> datetime | None:
             moments.append(state.dunning.next_retry_at)
     elif state.status in (Status.ACTIVE, Status.NON_RENEWING, Status.TRIALING):
         moments.append(state.current_period_end)
+    elif state.status == Status.PAUSED and state.pause is not None:
+        if state.pause.resume_at is not None:
+            moments.append(state.pause.resume_at)
+        if not state.pause.paid_credits_forfeited:
+            moments.append(state.current_period_end)
     return min(moments) if moments else None
 
 
@@ -397,6 +417,13 @@ def _step(state: SubscriptionState, now: datetime) -> Decision | None:
         return _open_period(state, index=0, at=due, purpose="first_period")
     if state.status == Status.NON_RENEWING:
         return _roll_into_extension(state)
+    if state.status == Status.PAUSED:
+        assert state.pause is not None
+        if not state.pause.paid_credits_forfeited and state.current_period_end <= due:
+            return _forfeit_paused_period(state)
+        return _resume(state, due, "keep", request=None)
+    if state.pause is not None:  # active, with a pause scheduled at this period end
+        return _pause_takes_effect(state, due, request=None)
     return _renew(state)
 
 
@@ -451,6 +478,11 @@ def _cancel(state: SubscriptionState, req: Cancel, now: datetime) -> Decision:
     if state.status == Status.PAUSED:
         raise RequestRefused("paused", "a paused subscription can only be cancelled immediately",
                              field="mode")
+    if state.pause is not None:
+        raise RequestRefused("pause_scheduled", "a pause is scheduled for "
+                             f"{state.pause.paused_at.isoformat()}; resume removes it before a "
+                             "cancellation can be scheduled (or cancel immediately)",
+                             field="mode")
     if req.mode == "at_period_end":
         cancel_at = state.current_period_end
     else:
@@ -481,6 +513,9 @@ def _cancel(state: SubscriptionState, req: Cancel, now: datetime) -> Decision:
 
 def _reactivate(state: SubscriptionState, req: Reactivate, now: datetime) -> Decision:
     _refuse_if_ended(state, "reactivate")
+    if state.status == Status.PAUSED:
+        raise RequestRefused("paused", "the subscription is paused, not cancelled: there is "
+                             "no cancellation to undo; use resume to restart it")
     if state.cancel_at is None:
         raise RequestRefused("nothing_to_reactivate",
                              f"the subscription is {state.status.value} with no scheduled "
@@ -542,11 +577,132 @@ def _payment_method_updated(state: SubscriptionState, req: PaymentMethodUpdated,
     return Decision(state=state)
 
 
+# Pause and resume (D12) -------------------------------------------------------------------------
+
+
+def _pause(state: SubscriptionState, req: Pause, now: datetime) -> Decision:
+    """Only an active subscription with nothing else scheduled can pause: a trial, an unpaid
+    period or a scheduled cancellation each already decides what happens next."""
+    _refuse_if_ended(state, "paused")
+    if req.mode == "now" and req.resume_at is not None and req.resume_at <= now:
+        raise RequestInvalid("resume_at_not_in_future", "resume_at must be in the future",
+                             field="resume_at")
+    if state.status == Status.PAUSED:
+        raise RequestRefused("already_paused",
+                             "the subscription is already paused; use resume to restart it")
+    if state.pause is not None:
+        raise RequestRefused("pause_scheduled", "a pause is already scheduled for "
+                             f"{state.pause.paused_at.isoformat()}; resume removes it",
+                             field="mode")
+    if state.status == Status.SCHEDULED:
+        raise RequestRefused("not_started", "a subscription that has not started cannot be "
+                             "paused; cancel it immediately instead")
+    if state.status == Status.TRIALING:
+        raise RequestRefused("trialing", "a trial cannot be paused; cancel it or let it "
+                             "convert at trial_end")
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID):
+        raise RequestRefused("unpaid_period", f"a {state.status.value} subscription has an "
+                             "unpaid period; update the payment method or cancel immediately")
+    if state.cancel_at is not None:
+        raise RequestRefused("cancellation_scheduled", "a cancellation is scheduled for "
+                             f"{state.cancel_at.isoformat()}; reactivate first to pause instead")
+    paused_at = now if req.mode == "now" else state.current_period_end
+    if req.resume_at is not None and req.resume_at <= paused_at:
+        raise RequestInvalid("resume_at_not_after_pause", "resume_at must be after the pause "
+                             f"takes effect at {paused_at.isoformat()}", field="resume_at")
+    pausing = Pausing(seq=state.pauses + 1, mode=req.mode, requested_by=req.requested_by,
+                      requested_at=now, paused_at=paused_at, resume_at=req.resume_at)
+    scheduled = state.model_copy(update={"pause": pausing, "pauses": pausing.seq})
+    if req.mode == "now":
+        return _pause_takes_effect(scheduled, now, req.requested_by)
+    return _updated(state, scheduled, now, req.requested_by)
+
+
+def _pause_takes_effect(state: SubscriptionState, at: datetime,
+                        request: Actor | None) -> Decision:
+    """No renewals, no access. Purchased credits lock (D16); at a period end the ended
+    period's subscription credits are forfeited (D15); a pause ``now`` keeps them until the
+    paid period's own end."""
+    pausing = state.pause
+    assert pausing is not None
+    pk = state.period_key
+    at_boundary = at >= state.current_period_end
+    commands: list[Command] = []
+    if at_boundary:
+        commands.append(ForfeitCredits(idempotency_key=f"{state.id}:{pk}:forfeit",
+                                       period_key=pk, at=at))
+    commands.append(LockPurchasedCredits(idempotency_key=f"{state.id}:pause{pausing.seq}:lock",
+                                         period_key=pk, at=at))
+    after = state.model_copy(update={
+        "status": Status.PAUSED,
+        "pause": pausing.model_copy(update={"paid_credits_forfeited": at_boundary}),
+    })
+    emitted = _emit(after, "customer.subscription.paused", at, request, _changed(state, after))
+    return Decision(state=emitted.state, commands=tuple(commands) + emitted.commands)
+
+
+def _forfeit_paused_period(state: SubscriptionState) -> Decision:
+    """D15 while paused: the paid period ends, its subscription credits with it."""
+    assert state.pause is not None
+    pk, at = state.period_key, state.current_period_end
+    after = state.model_copy(update={
+        "pause": state.pause.model_copy(update={"paid_credits_forfeited": True})})
+    return Decision(state=after, commands=(ForfeitCredits(
+        idempotency_key=f"{state.id}:{pk}:forfeit", period_key=pk, at=at),))
+
+
+def _resume(state: SubscriptionState, at: datetime, anchor: str,
+            request: Actor | None) -> Decision:
+    """Back to active at ``at``. ``keep``: inside the still-paid period nothing is charged;
+    after it, the anchor period containing ``at`` opens and is charged now (full price, a
+    normal renewal). ``reset``: the anchor moves to ``at`` and a new period is charged now."""
+    pausing = state.pause
+    assert pausing is not None
+    pk = state.period_key
+    if anchor == "reset" and period_key(at) == pk:
+        anchor = "keep"  # the paid period began this very second: it is the new period
+    opens = anchor == "reset" or at >= state.current_period_end
+    commands: list[Command] = []
+    if opens and not pausing.paid_credits_forfeited:
+        commands.append(ForfeitCredits(idempotency_key=f"{state.id}:{pk}:forfeit",
+                                       period_key=pk, at=at))
+    commands.append(UnlockPurchasedCredits(
+        idempotency_key=f"{state.id}:pause{pausing.seq}:unlock", period_key=pk, at=at))
+    update: dict[str, Any] = {"status": Status.ACTIVE, "pause": None}
+    if anchor == "reset":
+        update["billing_cycle_anchor"] = at
+    after = state.model_copy(update=update)
+    emitted = _emit(after, "customer.subscription.resumed", at, request, _changed(state, after))
+    decision = Decision(state=emitted.state, commands=tuple(commands) + emitted.commands)
+    if not opens:
+        return decision
+    index = 0 if anchor == "reset" else index_at(
+        after.billing_cycle_anchor, after.plan.interval, after.plan.interval_count, at)
+    return decision.then(_open_period(decision.state, index=index, at=at, purpose="renewal"))
+
+
+def _resume_request(state: SubscriptionState, req: Resume, now: datetime) -> Decision:
+    _refuse_if_ended(state, "resumed")
+    if state.status == Status.PAUSED:
+        return _resume(state, now, req.anchor, req.requested_by)
+    if state.pause is not None:
+        if req.anchor == "reset":
+            raise RequestRefused("pause_not_in_effect", "the pause has not taken effect; "
+                                 "resume with anchor keep removes it (reset only applies to a "
+                                 "paused subscription)", field="anchor")
+        return _updated(state, state.model_copy(update={"pause": None}), now,
+                        req.requested_by)
+    raise RequestRefused("not_paused", f"the subscription is {state.status.value}, not "
+                         "paused; there is nothing to resume")
+
+
 _HANDLERS = {
     Cancel: _cancel,
     Reactivate: _reactivate,
     Postpone: _postpone,
     PaymentMethodUpdated: _payment_method_updated,
+    Pause: _pause,
+    Resume: _resume_request,
 }
 
 

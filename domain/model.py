@@ -29,6 +29,8 @@ WITH_ACCESS = frozenset({Status.TRIALING, Status.ACTIVE, Status.NON_RENEWING})
 
 CancelMode = Literal["immediately", "at_period_end", "at_date"]
 RefundMode = Literal["none", "prorated", "full"]
+PauseMode = Literal["now", "at_period_end"]
+ResumeAnchor = Literal["keep", "reset"]
 
 
 class Frozen(BaseModel):
@@ -56,6 +58,21 @@ class Cancellation(Frozen):
     comment: str | None = None
     requested_by: Actor = SYSTEM
     refund: RefundMode = "none"
+
+
+class Pausing(Frozen):
+    """A pause (D12): scheduled while the status is still ``active``, in effect once
+    ``paused``. ``paid_credits_forfeited`` says whether the last paid period's subscription
+    credits are gone (D15): at once for a pause at the period end, at that period's end for
+    a pause ``now``."""
+
+    seq: int  # the n-th pause of this subscription: keys its credit lock/unlock
+    mode: PauseMode
+    requested_by: Actor = SYSTEM
+    requested_at: datetime
+    paused_at: datetime  # when the pause takes (or took) effect
+    resume_at: datetime | None = None
+    paid_credits_forfeited: bool = False
 
 
 class Dunning(Frozen):
@@ -121,6 +138,9 @@ class SubscriptionState(Frozen):
     awaiting_charge: str | None = None
     # D5: a cancellation postponed past the paid-through date gives an unpaid extension period.
     in_extension: bool = False
+    # D12: a scheduled or current pause; ``pauses`` counts every pause ever taken.
+    pause: Pausing | None = None
+    pauses: int = 0
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
 
@@ -153,17 +173,23 @@ class SubscriptionState(Frozen):
             return None
         if self.cancel_at is not None:
             return f"Cancelling on {self.cancel_at.isoformat()}"
+        if self.status == Status.ACTIVE and self.pause is not None:
+            return f"Pausing on {self.pause.paused_at.isoformat()}"
         if self.status in (Status.ACTIVE, Status.PAST_DUE):
             return f"Renewing on {self.current_period_end.isoformat()}"
         if self.status == Status.TRIALING:
             return f"Trial ends on {self.current_period_end.isoformat()}"
         if self.status == Status.SCHEDULED:
             return f"Starts on {self.start_date.isoformat()}"
+        if self.status == Status.PAUSED:
+            resume_at = self.pause.resume_at if self.pause else None
+            return f"Resuming on {resume_at.isoformat()}" if resume_at else None
         return None
 
     def snapshot(self) -> dict[str, Any]:
-        """The object carried by events: the fields a webhook consumer needs."""
-        return {
+        """The object carried by events: the fields a webhook consumer needs.
+        ``pause_collection`` (Stripe's name) appears only while a pause is set."""
+        snap = {
             "id": self.id,
             "object": "subscription",
             "customer": self.customer_id,
@@ -180,3 +206,11 @@ class SubscriptionState(Frozen):
                 self.cancellation.model_dump(mode="json") if self.cancellation else None
             ),
         }
+        if self.pause is not None:
+            snap["pause_collection"] = {
+                "mode": self.pause.mode,
+                "paused_at": self.pause.paused_at.isoformat(),
+                "resumes_at": self.pause.resume_at.isoformat() if self.pause.resume_at
+                else None,
+            }
+        return snap

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from domain.model import Actor, CancelMode, Frozen, RefundMode
+from domain.model import Actor, CancelMode, Frozen, PauseMode, RefundMode, ResumeAnchor
 from domain.periods import require_utc
 
 
@@ -61,6 +61,27 @@ class PaymentMethodUpdated(Frozen):
     requested_by: Actor = Actor()
 
 
+class Pause(Frozen):
+    """D12: stop renewals and access, now or at the period end, until ``resume_at`` (if
+    given) or a Resume request."""
+
+    kind: Literal["pause"] = "pause"
+    mode: PauseMode = "at_period_end"
+    resume_at: Annotated[datetime | None, AfterValidator(
+        lambda v: None if v is None else require_utc(v, "resume_at"))] = None
+    requested_by: Actor = Actor()
+
+
+class Resume(Frozen):
+    """D12: end a pause (or remove a scheduled one). ``keep`` stays on the billing anchor;
+    ``reset`` starts a new period, and anchor, now."""
+
+    kind: Literal["resume"] = "resume"
+    anchor: ResumeAnchor = "keep"
+    requested_by: Actor = Actor()
+
+
 Request = Annotated[
-    Cancel | Reactivate | Postpone | PaymentMethodUpdated, Field(discriminator="kind")
+    Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume,
+    Field(discriminator="kind")
 ]

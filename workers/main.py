@@ -41,6 +41,7 @@ def build_activities(settings: Settings, engine: Engine) -> list:
         credits.grant_period_credits,
         credits.forfeit_period_credits,
         credits.lock_purchased_credits,
+        credits.unlock_purchased_credits,
         events.record_event,
     ]
 

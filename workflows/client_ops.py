@@ -22,7 +22,15 @@ from config.settings import Settings
 from domain.errors import RequestInvalid, RequestRefused
 from domain.lifecycle import ENDED_MESSAGE, NewSubscription
 from domain.model import BillingPolicy, Event, SubscriptionState
-from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
+from domain.requests import (
+    Cancel,
+    Pause,
+    PaymentMethodUpdated,
+    Postpone,
+    Reactivate,
+    Request,
+    Resume,
+)
 from workflows import contract
 from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
@@ -32,12 +40,16 @@ _UPDATES = {
     Reactivate: contract.UPDATE_REACTIVATE,
     Postpone: contract.UPDATE_POSTPONE,
     PaymentMethodUpdated: contract.UPDATE_PAYMENT_METHOD,
+    Pause: contract.UPDATE_PAUSE,
+    Resume: contract.UPDATE_RESUME,
 }
 _SIGNALS = {
     Cancel: contract.SIGNAL_CANCEL,
     Reactivate: contract.SIGNAL_REACTIVATE,
     Postpone: contract.SIGNAL_POSTPONE,
     PaymentMethodUpdated: contract.SIGNAL_PAYMENT_METHOD_UPDATED,
+    Pause: contract.SIGNAL_PAUSE,
+    Resume: contract.SIGNAL_RESUME,
 }
 
 

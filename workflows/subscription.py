@@ -40,10 +40,12 @@ with workflow.unsafe.imports_passed_through():
         LockPurchasedCredits,
         PaymentOutcome,
         Refund,
+        UnlockPurchasedCredits,
     )
     from domain.errors import RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
+    from domain.requests import Pause, Resume
     from workflows import contract
     from workflows.types import RejectedSignal, SubscriptionInput
 
@@ -172,6 +174,10 @@ class SubscriptionWorkflow:
             await self._activity(name, CreditPeriodChange(
                 idempotency_key=command.idempotency_key, customer_id=s.customer_id,
                 subscription_id=s.id, period_key=command.period_key, at=command.at), None)
+        elif isinstance(command, UnlockPurchasedCredits):  # D12: new; absent from old histories
+            await self._activity("unlock_purchased_credits", CreditPeriodChange(
+                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
+                subscription_id=s.id, period_key=command.period_key, at=command.at), None)
         elif isinstance(command, CollectPendingCharges | DiscardPendingCharges):
             request = PendingChargesRequest(
                 idempotency_key=command.idempotency_key, subscription_id=s.id,
@@ -255,6 +261,14 @@ class SubscriptionWorkflow:
     def signal_payment_method_updated(self, request: PaymentMethodUpdated) -> None:
         self.inbox.append(_Inbox(request, wait=False))
 
+    @workflow.signal(name=contract.SIGNAL_PAUSE)
+    def signal_pause(self, request: Pause) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
+    @workflow.signal(name=contract.SIGNAL_RESUME)
+    def signal_resume(self, request: Resume) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
     # Updates: validated, answer with the new state -----------------------------------------------
 
     async def _submit(self, request: Request) -> SubscriptionState:
@@ -309,6 +323,22 @@ class SubscriptionWorkflow:
 
     @update_payment_method.validator
     def _validate_payment_method(self, request: PaymentMethodUpdated) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_PAUSE)
+    async def update_pause(self, request: Pause) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_pause.validator
+    def _validate_pause(self, request: Pause) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_RESUME)
+    async def update_resume(self, request: Resume) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_resume.validator
+    def _validate_resume(self, request: Resume) -> None:
         self._validate(request)
 
 

@@ -1,4 +1,5 @@
-"""/v1/subscriptions: create, read, list, cancel, reactivate, postpone, preview, events.
+"""/v1/subscriptions: create, read, list, cancel, reactivate, postpone, pause, resume,
+preview, events.
 
 Changes go to the workflow as validated updates (``client_ops.send``): the workflow's own rules
 accept or refuse them, with the same reason the CLI and signals get. An ``Idempotency-Key``
@@ -36,8 +37,10 @@ from api.schemas.subscriptions import (
     CreateSubscription,
     EventList,
     EventResource,
+    PauseBody,
     PostponeBody,
     Requester,
+    ResumeBody,
     SubscriptionList,
     SubscriptionResource,
 )
@@ -51,7 +54,7 @@ from api.scope import (
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
 from domain.model import Status, SubscriptionState
-from domain.requests import Cancel, Postpone, Reactivate, Request
+from domain.requests import Cancel, Pause, Postpone, Reactivate, Request, Resume
 from eventlog import store as eventlog
 from workflows import client_ops
 
@@ -226,6 +229,35 @@ async def postpone_cancellation(subscription_id: SubscriptionId, body: PostponeB
     return await _send(client, principal, subscription_id,
                        Postpone(cancel_at=body.cancel_at, requested_by=principal.actor),
                        "postpone", idempotency_key, now)
+
+
+@router.post("/{subscription_id}/pause", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422), summary="Pause a subscription")
+async def pause_subscription(subscription_id: SubscriptionId, body: PauseBody,
+                             principal: BillingManagerDep, client: TemporalDep, now: NowDep,
+                             idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
+    """D12: no renewals, no charges and no access while paused; purchased credits are
+    locked. `now` pauses at once, `at_period_end` at the paid-through date; `resume_at`
+    resumes automatically on the original anchor. Owners and billing admins only."""
+    request = Pause(mode=body.mode, resume_at=body.resume_at, requested_by=principal.actor)
+    return await _send(client, principal, subscription_id, request, "pause",
+                       idempotency_key, now)
+
+
+@router.post("/{subscription_id}/resume", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Resume a paused subscription")
+async def resume_subscription(subscription_id: SubscriptionId, principal: BillingManagerDep,
+                              client: TemporalDep, now: NowDep,
+                              body: ResumeBody | None = None,
+                              idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
+    """Ends a pause (or removes a scheduled one). `keep`: same billing anchor, nothing
+    charged while the last paid period lasts, else the current anchor period is charged now;
+    `reset`: a new period starts now and is charged. Owners and billing admins only."""
+    anchor = body.anchor if body is not None else "keep"
+    return await _send(client, principal, subscription_id,
+                       Resume(anchor=anchor, requested_by=principal.actor), "resume",
+                       idempotency_key, now)
 
 
 @router.get("/{subscription_id}/cancellation_preview", response_model=CancellationPreview,

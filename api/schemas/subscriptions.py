@@ -20,7 +20,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from domain.model import CancelMode, RefundMode, Status, SubscriptionState
+from domain.model import (
+    CancelMode,
+    PauseMode,
+    RefundMode,
+    ResumeAnchor,
+    Status,
+    SubscriptionState,
+)
 from domain.requests import FEEDBACK
 from eventlog.models import SubscriptionView
 
@@ -49,6 +56,15 @@ class CancellationDetails(BaseModel):
     comment: str | None = None
     refund: RefundMode = "none"
     requested_by: Requester | None = None
+
+
+class PauseCollection(BaseModel):
+    """D12: a scheduled or current pause (Stripe's field name)."""
+
+    mode: PauseMode
+    paused_at: datetime = Field(description="When the pause takes (or took) effect.")
+    resumes_at: datetime | None = Field(default=None, description="Automatic resume; null "
+                                        "until a resume request.")
 
 
 class SubscriptionResource(BaseModel):
@@ -80,6 +96,7 @@ class SubscriptionResource(BaseModel):
     canceled_at: datetime | None = None
     ended_at: datetime | None = None
     cancellation_details: CancellationDetails | None = None
+    pause_collection: PauseCollection | None = None
     has_access: bool = Field(description="Paid features are available now (D2, D9 grace).")
     renewal: Renewal
 
@@ -98,6 +115,9 @@ class SubscriptionResource(BaseModel):
             current_period_end=state.current_period_end, cancel_at=state.cancel_at,
             cancel_at_period_end=state.cancel_at_period_end, canceled_at=state.canceled_at,
             ended_at=state.ended_at, cancellation_details=details,
+            pause_collection=None if state.pause is None else PauseCollection(
+                mode=state.pause.mode, paused_at=state.pause.paused_at,
+                resumes_at=state.pause.resume_at),
             has_access=state.has_access(now), renewal=renewal_of(state))
 
     @classmethod
@@ -190,6 +210,29 @@ class PostponeBody(BaseModel):
 
     cancel_at: AwareDatetime = Field(description="The new end; past the paid-through date the "
                                      "extra time is not charged (D5).")
+
+
+class PauseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"mode": "at_period_end"},
+        {"mode": "now", "resume_at": "2027-01-31T00:00:00Z"},
+    ]})
+
+    mode: PauseMode = Field(default="at_period_end", description=(
+        "now: access and renewals stop at once (the paid period's credits last until its "
+        "end); at_period_end: the subscription pauses at the paid-through date (D12)."))
+    resume_at: AwareDatetime | None = Field(default=None, description=(
+        "Resume automatically then (anchor kept); it must be after the pause takes effect."))
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"anchor": "keep"}, {"anchor": "reset"}]})
+
+    anchor: ResumeAnchor = Field(default="keep", description=(
+        "keep: renew on the original billing anchor; if the last paid period has ended, the "
+        "period containing now is charged at once. reset: a new period, and anchor, start now "
+        "and are charged at once."))
 
 
 class EventResource(BaseModel):

@@ -84,7 +84,7 @@ def test_requests_parse_through_the_discriminated_union():
                                       "cancel_at": "2024-02-20T00:00:00Z"})
     assert isinstance(parsed, Cancel) and parsed.cancel_at == at(2024, 2, 20)
     with pytest.raises(ValidationError):
-        adapter.validate_python({"kind": "pause"})
+        adapter.validate_python({"kind": "suspend"})
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "cancel", "feedback": "meh"})
     with pytest.raises(ValidationError):
