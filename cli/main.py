@@ -85,6 +85,7 @@ def show(subscription_id: str) -> None:
     async def go():
         return await client_ops.get_state(await connect(get_settings()), subscription_id)
     _print(_summary(_run(go())))
+    _exit(0)  # see _exit: the Temporal client can abort interpreter shutdown
 
 
 @app.command()
