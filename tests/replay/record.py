@@ -192,7 +192,8 @@ async def run_chain(client: Client, workflow_id: str) -> list[str]:
                        .new_execution_run_id)
 
 
-async def record(name: str, localstripe_url: str, workdir: Path) -> list[Path]:
+async def record(name: str, localstripe_url: str, workdir: Path,
+                 out: Path = HISTORIES) -> list[Path]:
     url = f"sqlite:///{workdir / f'{name}.db'}"
     upgrade(url)
     settings = Settings(database_url=url, stripe=stripe_settings(localstripe_url),
@@ -207,7 +208,7 @@ async def record(name: str, localstripe_url: str, workdir: Path) -> list[Path]:
             for n, run_id in enumerate(await run_chain(env.client, wid), start=1):
                 history = await env.client.get_workflow_handle(wid, run_id=run_id) \
                     .fetch_history()
-                path = HISTORIES / f"{name}-run{n}.json"
+                path = out / f"{name}-run{n}.json"
                 path.write_text(history.to_json() + "\n")
                 written.append(path)
             return written

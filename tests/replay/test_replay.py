@@ -80,3 +80,17 @@ async def test_a_reordered_workflow_fails_replay():
         await replayer.replay_workflow(load(HISTORIES / "renewals-run1.json"))
     assert ("Activity type of scheduled event 'record_event' does not match activity type of "
             "activity command 'charge'") in str(err.value)
+
+
+@pytest.mark.temporal
+async def test_the_recorder_still_records_replayable_histories(tmp_path, localstripe_url):
+    """tests/replay/record.py must keep working for the day histories are added: record one
+    scenario (into a temporary directory) and replay what it wrote."""
+    from tests.replay.record import record
+
+    written = await record("renewals", localstripe_url, tmp_path, out=tmp_path)
+    assert [p.name for p in written] == ["renewals-run1.json", "renewals-run2.json",
+                                         "renewals-run3.json"]
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter)
+    for path in written:
+        assert (await replayer.replay_workflow(load(path))).replay_failure is None
