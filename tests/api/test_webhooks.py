@@ -9,6 +9,7 @@ becomes active again, against the real worker on the time-skipping server.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -131,6 +132,12 @@ async def test_a_duplicate_delivery_is_processed_once(http, settings, org):
     assert r.status_code == 200, r.text
     assert r.json()["duplicate"] is True and r.json()["handled"] is False
     assert at_stripe.local_default(customer["id"]) == second != third
+
+    # Concurrent deliveries of one event: exactly one of them acts.
+    evt = event("customer.updated", at_stripe.customer(customer["id"]))
+    answers = await asyncio.gather(*(deliver(http, settings, evt) for _ in range(4)))
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True]
+    assert at_stripe.local_default(customer["id"]) == third
 
 
 async def test_an_older_event_after_a_newer_one_is_harmless(http, settings, org):
