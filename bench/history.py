@@ -69,8 +69,9 @@ async def run(years: int) -> dict:
         stripe = start_localstripe()
         env = await time_skipping_env()
         try:
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
             settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, 1000),
-                                temporal=TemporalSettings(task_queue=f"bench-{uuid.uuid4().hex[:8]}"))
+                                temporal=TemporalSettings(task_queue=queue))
             payments = PaymentService(get_engine(db_url), StripeGateway(settings.stripe))
             payments.create_customer("bench_history", email="h@example.com", name="History")
             payments.add_test_card("bench_history", CARD_OK)
@@ -78,7 +79,7 @@ async def run(years: int) -> dict:
             sub_id = f"hist-{uuid.uuid4().hex[:8]}"
             async with build_worker(env.client, settings):
                 await client_ops.start(env.client, NewSubscription(
-                    id=sub_id, customer_id="bench_history", plan=plan), settings.temporal.task_queue)
+                    id=sub_id, customer_id="bench_history", plan=plan), queue)
                 state = await client_ops.get_state(env.client, sub_id)
                 while state.awaiting_charge is not None or state.status.value == "incomplete":
                     state = await client_ops.get_state(env.client, sub_id)

@@ -101,10 +101,20 @@ class Child:
             self.log.close()
 
 
+# Optional pragmas for the dev server's own SQLite store (bench --server-pragma): its default
+# is a rollback journal (no -wal file appears next to it).
+SERVER_PRAGMAS: list[str] = []
+# Optional dynamic config for the dev server (bench --server-config KEY=JSON).
+SERVER_CONFIG: list[str] = []
+
+
 class TemporalServer:
     """`temporal server start-dev` on a temporary database and free ports, headless."""
 
     def __init__(self, extra_args: list[str] | None = None) -> None:
+        extra_args = [*(extra_args or []),
+                      *(a for p in SERVER_PRAGMAS for a in ("--sqlite-pragma", p)),
+                      *(a for c in SERVER_CONFIG for a in ("--dynamic-config-value", c))]
         self.dir = tempfile.TemporaryDirectory(prefix="bench-temporal-")
         self.port = free_port()
         cmd = [str(BIN / "temporal"), "server", "start-dev",
