@@ -1,7 +1,8 @@
 """Wallet rules that depend on the customer's subscriptions, applied around ledger calls.
 
-- D18/D13: a customer without a paid term (no subscription, only the free plan, or after the
-  paid term ended) gets the free daily allowance, once per UTC day (idempotent by day).
+- D18/D13: a customer on the free plan (no paid subscription that is still alive: none, only
+  the free plan, or every paid one ended) gets the free daily allowance, once per UTC day
+  (idempotent by day). A trial, a dunning grace or a pause is not the free plan.
 - D19: after a debit leaves the balance under the configured threshold while a paid term runs
   (active or cancelling), the default payment method is charged for the configured amount.
   The idempotency key is derived from the debit that crossed the threshold, so a retried debit
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from activities.types import ChargeRequest
 from config.plans import PlanCatalog
+from domain import credits
 from domain.credits import in_paid_term
 from eventlog import store as eventlog
 from ledger.results import EntryResult
@@ -36,9 +38,17 @@ def paid_term(engine: Engine, catalog: PlanCatalog, customer_id: str) -> bool:
     return False
 
 
+def on_free_plan(engine: Engine, catalog: PlanCatalog, customer_id: str) -> bool:
+    def is_free(plan_id: str) -> bool:
+        plan = catalog.get(plan_id)
+        return plan is not None and plan.is_free
+    return credits.on_free_plan((view.status, is_free(view.plan_id))
+                                for view in eventlog.customer_views(engine, customer_id))
+
+
 def grant_free_daily_if_due(ledger: Ledger, engine: Engine, catalog: PlanCatalog,
                             customer_id: str, now: datetime) -> None:
-    if not paid_term(engine, catalog, customer_id):
+    if on_free_plan(engine, catalog, customer_id):
         ledger.grant_free_daily(customer_id, now.date())
 
 

@@ -166,3 +166,15 @@ def auto_recharge_due(balance: int, threshold: int, amount: int, paid_term: bool
     if amount <= 0 or not paid_term:
         return 0
     return amount if balance < threshold else 0
+
+
+FREE_PLAN_STATUSES = frozenset({Status.CANCELED, Status.UNPAID})
+
+
+def on_free_plan(subscriptions: Iterable[tuple[Status | str, bool]]) -> bool:
+    """D13/D18: the customer is on the free plan (and gets the free daily allowance) when no
+    paid subscription can still give paid access: none, only free-plan ones, or every paid one
+    ended or unpaid. ``subscriptions`` are (status, plan_is_free) pairs. A trial, a dunning
+    grace, a pause or a subscription still starting is not the free plan."""
+    return all(is_free or Status(status) in FREE_PLAN_STATUSES
+               for status, is_free in subscriptions)

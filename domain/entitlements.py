@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from domain.credits import in_paid_term
+from domain.credits import on_free_plan
 from domain.model import Frozen, SubscriptionState
 from domain.plans import Plan
 
@@ -34,9 +34,9 @@ def entitlements(states: Iterable[SubscriptionState], now: datetime, *, free_pla
                  free_daily_credits: int) -> Entitlements:
     states = list(states)
     paid = [s for s in states if not s.plan.is_free and s.has_access(now)]
-    # The free allowance follows the wallet's rule (api/wallet.py): only outside a paid term.
-    free_daily = 0 if any(not s.plan.is_free and in_paid_term(s.status) for s in states) \
-        else free_daily_credits
+    # The free allowance follows the wallet's rule (domain.credits.on_free_plan).
+    free_daily = free_daily_credits if on_free_plan(
+        (s.status, s.plan.is_free) for s in states) else 0
     if paid:
         main = max(paid, key=_paid_through)
         features = tuple(sorted({f for s in paid for f in s.plan.features}))

@@ -124,7 +124,19 @@ async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
         return SubscriptionResource.from_state(existing, now)
     except RPCError as err:
         raise upstream_unavailable(err) from err
-    return SubscriptionResource.from_state(await _settled(client, subscription_id), now)
+    state = await _settled(client, subscription_id)
+    await _listed(engine, state)
+    return SubscriptionResource.from_state(state, now)
+
+
+async def _listed(engine, state: SubscriptionState) -> None:
+    """Read-your-writes: once create answers, list filters and the wallet rules (which read the
+    read model) see the subscription too. Bounded: the event activity may lag under load."""
+    for _ in range(_SETTLE_ATTEMPTS):
+        view = await run_in_threadpool(eventlog.get_view, engine, state.id)
+        if view is not None and view.status == state.status.value:
+            return
+        await asyncio.sleep(_SETTLE_DELAY)
 
 
 @router.get("", response_model=SubscriptionList, responses=problem_responses(401, 404, 422),
