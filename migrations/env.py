@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
 from config.settings import get_settings
 from store.engine import get_engine

@@ -5,39 +5,14 @@ from __future__ import annotations
 
 import hashlib
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from accounts import keys
-from accounts.models import ApiKey, Customer, Organization, Role
+from accounts.models import ApiKey, Role
 from accounts.organizations import mark_deleted
 from store.engine import get_engine
-from store.metadata import all_metadata
 
-ACCOUNT_TABLES = {m.__tablename__ for m in (Organization, ApiKey, Customer)}
-
-
-def _table_of(diff) -> str | None:
-    if isinstance(diff, list):
-        return _table_of(diff[0])
-    kind, *rest = diff
-    if kind.endswith("_table"):
-        return rest[0].name
-    if kind.endswith(("_index", "_constraint", "_fk")):
-        return rest[0].table.name
-    if kind.startswith(("add_column", "remove_column", "modify_")):
-        return rest[1]
-    return None
-
-
-def test_migration_matches_models(db_url):
-    with get_engine(db_url).connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diffs = compare_metadata(context, all_metadata())
-    assert [d for d in diffs if _table_of(d) in ACCOUNT_TABLES] == []
-    assert ACCOUNT_TABLES <= set(inspect(get_engine(db_url)).get_table_names())
 
 
 def test_only_a_hash_of_the_key_is_stored(db_url):
