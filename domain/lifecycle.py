@@ -6,7 +6,7 @@ Three kinds of input drive it:
   outcome it needs;
 - money: ``apply_outcome`` takes the result of that Charge;
 - people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update,
-  pause, resume),
+  pause, resume, plan change at period end),
   refusing it with a reason when the rules do not allow it. ``validate`` answers "would
   handle accept this now?" without changing anything, for Temporal update validators.
 
@@ -49,6 +49,7 @@ from domain.periods import boundary, index_at, period_key, require_utc
 from domain.plans import Plan
 from domain.requests import (
     Cancel,
+    ChangePlan,
     Pause,
     PaymentMethodUpdated,
     Postpone,
@@ -206,15 +207,36 @@ def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: st
     return Decision(state=opened.model_copy(update={"awaiting_charge": key}), commands=(charge,))
 
 
-def _renew(state: SubscriptionState) -> Decision:
-    """The paid period ended with no cancellation due: forfeit its credits, open the next."""
+def _same_term(a: Plan, b: Plan) -> bool:
+    return (a.interval, a.interval_count) == (b.interval, b.interval_count)
+
+
+def _switch_plan(state: SubscriptionState, at: datetime) -> Decision:
+    """A pending plan change takes effect at the boundary ``at``. A different term starts a
+    new billing cycle there (the old anchor has no meaning for the new interval)."""
+    new = state.pending_plan
+    if new is None:
+        return Decision(state=state)
+    update: dict[str, Any] = {"plan": new, "pending_plan": None}
+    if not _same_term(new, state.plan):
+        update["billing_cycle_anchor"] = at
+    return _updated(state, state.model_copy(update=update), at, None)
+
+
+def _renew(state: SubscriptionState, upto: datetime | None = None) -> Decision:
+    """The paid period ended with no cancellation due: forfeit its credits, open the next
+    (on the pending plan, if one is set). ``upto`` opens the period containing that instant
+    instead, skipping the ones in between uncharged (a late recovery from dunning)."""
     at = state.current_period_end
     forfeit = ForfeitCredits(idempotency_key=f"{state.id}:{state.period_key}:forfeit",
                              period_key=state.period_key, at=at)
-    index = index_at(state.billing_cycle_anchor, state.plan.interval,
-                     state.plan.interval_count, at)
-    opened = _open_period(state, index=index, at=at, purpose="renewal")
-    return Decision(state=opened.state, commands=(forfeit,) + opened.commands)
+    switched = _switch_plan(state, at)
+    s = switched.state
+    index = index_at(s.billing_cycle_anchor, s.plan.interval, s.plan.interval_count,
+                     max(at, upto) if upto is not None else at)
+    opened = _open_period(s, index=index, at=upto or at, purpose="renewal")
+    return Decision(state=opened.state,
+                    commands=(forfeit,) + switched.commands + opened.commands)
 
 
 def _roll_into_extension(state: SubscriptionState) -> Decision:
@@ -258,7 +280,13 @@ def _paid(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> D
     if outcome.amount > 0:
         decision = decision.then(_emit(decision.state, "invoice.paid", now, None,
                                        {"amount_paid": outcome.amount}))
-    return decision.then(_updated(state, decision.state, now, None))
+    decision = decision.then(_updated(state, decision.state, now, None))
+    if (state.dunning is not None and now > after.current_period_end
+            and after.cancel_at is None and after.pause is None):
+        # A late recovery: the periods that ended while the customer had no access are not
+        # charged; the subscription continues on its anchor with the period containing now.
+        decision = decision.then(_renew(decision.state, upto=now))
+    return decision
 
 
 def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
@@ -414,7 +442,9 @@ def _step(state: SubscriptionState, now: datetime) -> Decision | None:
     if state.status in (Status.PAST_DUE, Status.INCOMPLETE):
         return _retry(state, due)
     if state.status == Status.TRIALING:
-        return _open_period(state, index=0, at=due, purpose="first_period")
+        switched = _switch_plan(state, due)  # anchored at trial_end: a new term starts there
+        return switched.then(_open_period(switched.state, index=0, at=due,
+                                          purpose="first_period"))
     if state.status == Status.NON_RENEWING:
         return _roll_into_extension(state)
     if state.status == Status.PAUSED:
@@ -606,6 +636,10 @@ def _pause(state: SubscriptionState, req: Pause, now: datetime) -> Decision:
     if state.cancel_at is not None:
         raise RequestRefused("cancellation_scheduled", "a cancellation is scheduled for "
                              f"{state.cancel_at.isoformat()}; reactivate first to pause instead")
+    if state.pending_plan is not None:
+        raise RequestRefused("plan_change_scheduled", "a change to plan "
+                             f"{state.pending_plan.id} is scheduled for the next renewal; change "
+                             f"back to {state.plan.id} first to pause instead")
     paused_at = now if req.mode == "now" else state.current_period_end
     if req.resume_at is not None and req.resume_at <= paused_at:
         raise RequestInvalid("resume_at_not_after_pause", "resume_at must be after the pause "
@@ -696,6 +730,62 @@ def _resume_request(state: SubscriptionState, req: Resume, now: datetime) -> Dec
                          "paused; there is nothing to resume")
 
 
+# Plan change at period end (D11) ------------------------------------------------------------------
+
+
+def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> Decision:
+    """Schedule ``req.plan`` for the next renewal: nothing is charged or refunded now; the
+    renewal charges the new price and grants its credits. Asking for the current plan (by
+    id) removes a pending change. A ``non_renewing`` subscription switched to a plan with a
+    different term renews again (D11); a same-term change does not restore renewal, so it
+    is refused until the cancellation is removed (reactivate first)."""
+    _refuse_if_ended(state, "changed to another plan")
+    new = req.plan
+    if state.status == Status.SCHEDULED:
+        # Nothing has been charged: it simply starts on the new plan.
+        if new.id == state.plan.id:
+            raise RequestRefused("same_plan", f"the subscription is already on plan {new.id}",
+                                 field="plan")
+        after = state.model_copy(update={
+            "plan": new,
+            "current_period_end": state.trial_end or boundary(
+                state.billing_cycle_anchor, new.interval, new.interval_count, 1),
+        })
+        return _updated(state, after, now, req.requested_by)
+    if state.status == Status.PAUSED:
+        raise RequestRefused("paused", "the subscription is paused; resume it before changing "
+                             "its plan")
+    if state.pause is not None:
+        raise RequestRefused("pause_scheduled", "a pause is scheduled for "
+                             f"{state.pause.paused_at.isoformat()}; resume removes it before "
+                             "the plan can change")
+    if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID):
+        raise RequestRefused("unpaid_period", f"a {state.status.value} subscription has an "
+                             "unpaid period; update the payment method before changing the plan")
+    if state.in_extension:
+        raise RequestRefused("in_extension", "the subscription is in a postponed, unpaid "
+                             "extension; reactivate it before changing the plan")
+    if state.pending_plan is not None and new == state.pending_plan:
+        return Decision(state=state)  # already scheduled: a retried request changes nothing
+    current = new.id == state.plan.id
+    update: dict[str, Any] = {"pending_plan": None if current else new}
+    if state.cancel_at is not None:
+        if _same_term(new, state.plan):
+            raise RequestRefused("cancellation_scheduled", "a cancellation is scheduled for "
+                                 f"{state.cancel_at.isoformat()} and plan {new.id} has the same "
+                                 "term; reactivate first, then change the plan (only a plan "
+                                 "with a different term restores renewal, D11)", field="plan")
+        update.update({
+            "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None,
+            "cancellation": None,
+            "status": Status.TRIALING if _in_trial(state) else Status.ACTIVE,
+        })
+    elif current and state.pending_plan is None:
+        raise RequestRefused("same_plan", f"the subscription is already on plan {new.id} and "
+                             "no change is scheduled", field="plan")
+    return _updated(state, state.model_copy(update=update), now, req.requested_by)
+
+
 _HANDLERS = {
     Cancel: _cancel,
     Reactivate: _reactivate,
@@ -703,6 +793,7 @@ _HANDLERS = {
     PaymentMethodUpdated: _payment_method_updated,
     Pause: _pause,
     Resume: _resume_request,
+    ChangePlan: _change_plan,
 }
 
 

@@ -141,6 +141,8 @@ class SubscriptionState(Frozen):
     # D12: a scheduled or current pause; ``pauses`` counts every pause ever taken.
     pause: Pausing | None = None
     pauses: int = 0
+    # A plan change at period end: the next renewal charges this plan (None: no change).
+    pending_plan: Plan | None = None
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
 
@@ -213,4 +215,6 @@ class SubscriptionState(Frozen):
                 "resumes_at": self.pause.resume_at.isoformat() if self.pause.resume_at
                 else None,
             }
+        if self.pending_plan is not None:
+            snap["pending_plan"] = self.pending_plan.id
         return snap

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field
 
 from domain.model import Actor, CancelMode, Frozen, PauseMode, RefundMode, ResumeAnchor
 from domain.periods import require_utc
+from domain.plans import Plan
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -81,7 +82,17 @@ class Resume(Frozen):
     requested_by: Actor = Actor()
 
 
+class ChangePlan(Frozen):
+    """Switch to ``plan`` at the next renewal (a plan change at period end). The caller
+    resolves the full plan from the catalog: the subscription keeps a snapshot, never an id.
+    A different term also removes a scheduled cancellation (D11)."""
+
+    kind: Literal["change_plan"] = "change_plan"
+    plan: Plan
+    requested_by: Actor = Actor()
+
+
 Request = Annotated[
-    Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume,
+    Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume | ChangePlan,
     Field(discriminator="kind")
 ]

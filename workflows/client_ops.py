@@ -24,6 +24,7 @@ from domain.lifecycle import ENDED_MESSAGE, NewSubscription
 from domain.model import BillingPolicy, Event, SubscriptionState
 from domain.requests import (
     Cancel,
+    ChangePlan,
     Pause,
     PaymentMethodUpdated,
     Postpone,
@@ -42,6 +43,7 @@ _UPDATES = {
     PaymentMethodUpdated: contract.UPDATE_PAYMENT_METHOD,
     Pause: contract.UPDATE_PAUSE,
     Resume: contract.UPDATE_RESUME,
+    ChangePlan: contract.UPDATE_CHANGE_PLAN,
 }
 _SIGNALS = {
     Cancel: contract.SIGNAL_CANCEL,
@@ -50,6 +52,7 @@ _SIGNALS = {
     PaymentMethodUpdated: contract.SIGNAL_PAYMENT_METHOD_UPDATED,
     Pause: contract.SIGNAL_PAUSE,
     Resume: contract.SIGNAL_RESUME,
+    ChangePlan: contract.SIGNAL_CHANGE_PLAN,
 }
 
 

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
-    from domain.requests import Pause, Resume
+    from domain.requests import ChangePlan, Pause, Resume
     from workflows import contract
     from workflows.types import RejectedSignal, SubscriptionInput
 
@@ -269,6 +269,10 @@ class SubscriptionWorkflow:
     def signal_resume(self, request: Resume) -> None:
         self.inbox.append(_Inbox(request, wait=False))
 
+    @workflow.signal(name=contract.SIGNAL_CHANGE_PLAN)
+    def signal_change_plan(self, request: ChangePlan) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
     # Updates: validated, answer with the new state -----------------------------------------------
 
     async def _submit(self, request: Request) -> SubscriptionState:
@@ -339,6 +343,14 @@ class SubscriptionWorkflow:
 
     @update_resume.validator
     def _validate_resume(self, request: Resume) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_CHANGE_PLAN)
+    async def update_change_plan(self, request: ChangePlan) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_change_plan.validator
+    def _validate_change_plan(self, request: ChangePlan) -> None:
         self._validate(request)
 
 

@@ -1,5 +1,5 @@
 """/v1/subscriptions: create, read, list, cancel, reactivate, postpone, pause, resume,
-preview, events.
+change_plan, preview, events.
 
 Changes go to the workflow as validated updates (``client_ops.send``): the workflow's own rules
 accept or refuse them, with the same reason the CLI and signals get. An ``Idempotency-Key``
@@ -34,6 +34,7 @@ from api.preview import CancellationPreview, build_preview
 from api.problems import ApiProblem, invalid, not_found, problem_responses
 from api.schemas.subscriptions import (
     CancelBody,
+    ChangePlanBody,
     CreateSubscription,
     EventList,
     EventResource,
@@ -54,7 +55,7 @@ from api.scope import (
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
 from domain.model import Status, SubscriptionState
-from domain.requests import Cancel, Pause, Postpone, Reactivate, Request, Resume
+from domain.requests import Cancel, ChangePlan, Pause, Postpone, Reactivate, Request, Resume
 from eventlog import store as eventlog
 from workflows import client_ops
 
@@ -269,6 +270,26 @@ async def resume_subscription(subscription_id: SubscriptionId, principal: Billin
     anchor = body.anchor if body is not None else "keep"
     return await _send(client, principal, subscription_id,
                        Resume(anchor=anchor, requested_by=principal.actor), "resume",
+                       idempotency_key, now)
+
+
+@router.post("/{subscription_id}/change_plan", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Change the plan at the next renewal")
+async def change_plan(subscription_id: SubscriptionId, body: ChangePlanBody,
+                      principal: BillingManagerDep, client: TemporalDep, catalog: CatalogDep,
+                      now: NowDep, idempotency_key: IdempotencyKey = None
+                      ) -> SubscriptionResource:
+    """Nothing is charged now: the next renewal charges the new plan's price and grants its
+    credits (`pending_plan` shows it until then). A `non_renewing` subscription switched to a
+    plan with a different term renews again (D11); a same-term change is refused until it is
+    reactivated. The current plan removes a pending change. Owners and billing admins only."""
+    plan = catalog.get(body.plan)
+    if plan is None:
+        known = ", ".join(p.id for p in catalog.plans)
+        raise invalid("plan", "unknown_plan", f"no such plan: {body.plan}; choose one of {known}")
+    return await _send(client, principal, subscription_id,
+                       ChangePlan(plan=plan, requested_by=principal.actor), "change_plan",
                        idempotency_key, now)
 
 

@@ -97,6 +97,8 @@ class SubscriptionResource(BaseModel):
     ended_at: datetime | None = None
     cancellation_details: CancellationDetails | None = None
     pause_collection: PauseCollection | None = None
+    pending_plan: str | None = Field(default=None, description=(
+        "Plan id taking effect at the next renewal (a plan change at period end)."))
     has_access: bool = Field(description="Paid features are available now (D2, D9 grace).")
     renewal: Renewal
 
@@ -118,6 +120,7 @@ class SubscriptionResource(BaseModel):
             pause_collection=None if state.pause is None else PauseCollection(
                 mode=state.pause.mode, paused_at=state.pause.paused_at,
                 resumes_at=state.pause.resume_at),
+            pending_plan=state.pending_plan.id if state.pending_plan else None,
             has_access=state.has_access(now), renewal=renewal_of(state))
 
     @classmethod
@@ -223,6 +226,14 @@ class PauseBody(BaseModel):
         "end); at_period_end: the subscription pauses at the paid-through date (D12)."))
     resume_at: AwareDatetime | None = Field(default=None, description=(
         "Resume automatically then (anchor kept); it must be after the pause takes effect."))
+
+
+class ChangePlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"plan": "pro-yearly"}]})
+
+    plan: str = Field(min_length=1, max_length=64, description=(
+        "Plan id in the catalog (GET /v1/plans); it takes effect at the next renewal."))
 
 
 class ResumeBody(BaseModel):

@@ -23,7 +23,8 @@ async def test_readme_pause_commands_work_verbatim(stack):
     address = env.client.service_client.config.target_host
     commands = readme_commands("$ temporal workflow ")
     assert [c[c.index("--name") + 1] for c in commands] == [
-        "pause_subscription", "resume", "pause", "resume_subscription"], \
+        "pause_subscription", "resume", "pause", "resume_subscription", "change_plan",
+        "change_plan"], \
         "README pause examples changed: update this test"
 
     async def temporal(argv: list[str]) -> str:
@@ -51,6 +52,12 @@ async def test_readme_pause_commands_work_verbatim(stack):
     state = await client_ops.get_state(env.client, sub_id)
     assert state.status.value == "active" and state.billing_cycle_anchor > first.created
     assert state.period_key != first.period_key and state.current_period_paid == 2000
+
+    await temporal(commands[4])  # signal: the yearly plan from the next renewal
+    state = await wait_for(env, sub_id, lambda s: s.pending_plan is not None)
+    assert state.pending_plan.id == "pro-yearly" and state.plan.id == "pro-monthly"
+    await temporal(commands[5])  # update: the current plan again removes the pending change
+    assert (await client_ops.get_state(env.client, sub_id)).pending_plan is None
 
 
 async def test_subs_pause_and_resume(stack):

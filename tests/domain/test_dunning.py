@@ -348,9 +348,26 @@ def test_payment_method_success_after_the_period_end_renews_right_away():
     assert d.state.current_period_start == at(2024, 2, 7, 12)
     n = len(d.charges)
     d.request(PaymentMethodUpdated(), at(2024, 3, 1, 12))
-    # The Feb 7 period is paid, then every period up to now renews at once (each charged).
+    # The Feb 7 period (the debt) is paid; the Feb 14 and Feb 21 periods, spent without
+    # access, are skipped; the period containing now (Feb 28) is charged once.
     assert [c.idempotency_key for c in d.charges[n:]] == [
-        "sub_1:20240207T120000Z:5", "sub_1:20240214T120000Z:1", "sub_1:20240221T120000Z:1",
-        "sub_1:20240228T120000Z:1"]
+        "sub_1:20240207T120000Z:5", "sub_1:20240228T120000Z:1"]
+    assert [g.period_key for g in d.of(GrantCredits)][-2:] == [
+        "20240207T120000Z", "20240228T120000Z"]
     assert d.state.status == Status.ACTIVE
+    assert d.state.current_period_start == at(2024, 2, 28, 12)
     assert d.state.current_period_end == at(2024, 3, 6, 12)
+
+
+def test_late_recovery_months_later_charges_the_current_period_once():
+    d = past_due(DECLINE, DECLINE, DECLINE, policy=UNPAID_POLICY)
+    d.advance(RETRY4)
+    assert d.state.status == Status.UNPAID
+    n = len(d.charges)
+    d.request(PaymentMethodUpdated(), at(2024, 6, 10))  # Mar, Apr, May without access
+    late = d.charges[n:]
+    assert [c.period_key for c in late] == ["20240229T120000Z", "20240531T120000Z"]
+    assert sum(c.amount for c in late[1:]) == 3000  # one period charged, not three
+    assert (d.state.current_period_start, d.state.current_period_end) == (
+        at(2024, 5, 31, 12), at(2024, 6, 30, 12))
+    assert d.state.billing_cycle_anchor == T0
