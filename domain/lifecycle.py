@@ -400,6 +400,7 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
         "dunning": None,
         "awaiting_charge": None,
         "pause": None,
+        "pending_plan": None,  # an ended subscription has no next renewal
     })
     emitted = _emit(ended, "customer.subscription.deleted", at, request,
                     _changed(state, ended))

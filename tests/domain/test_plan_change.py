@@ -163,3 +163,34 @@ def test_states_without_pending_plan_still_load():
     raw.pop("pending_plan")
     assert SubscriptionState.model_validate(raw).pending_plan is None
     assert "pending_plan" not in d.state.snapshot()
+
+
+def test_a_pending_change_is_dropped_when_the_subscription_ends():
+    d = Driver.create(T0)
+    d.request(ChangePlan(plan=TEAM), at(2024, 2, 10))
+    d.request(Cancel(mode="at_period_end"), at(2024, 2, 11))
+    assert d.state.pending_plan == TEAM  # reactivating would keep it
+    n = len(d.charges)
+    d.advance(RENEWAL)
+    assert d.state.status == Status.CANCELED and d.state.pending_plan is None
+    assert len(d.charges) == n
+    deleted = d.events_of("customer.subscription.deleted")[-1]
+    assert deleted.previous_attributes["pending_plan"] == "team"
+
+
+def test_late_recovery_switches_to_the_pending_plan_and_charges_it_once():
+    from tests.domain.helpers import WEEKLY
+    from domain.model import BillingPolicy
+    from domain.requests import PaymentMethodUpdated
+
+    weekly_team = Plan(id="team-weekly", name="Team weekly", amount=2100, currency="eur",
+                       interval="week")
+    d = Driver.create(T0, plan=WEEKLY, policy=BillingPolicy(final_action="unpaid"))
+    d.request(ChangePlan(plan=weekly_team), at(2024, 2, 1))
+    d.script(DECLINE, DECLINE, DECLINE, DECLINE)
+    d.advance(at(2024, 3, 1, 12))
+    assert d.state.status == Status.UNPAID and d.state.pending_plan is None  # switched Feb 7
+    n = len(d.charges)
+    d.request(PaymentMethodUpdated(), at(2024, 3, 1, 12))
+    assert [(c.period_key, c.amount) for c in d.charges[n:]] == [
+        ("20240207T120000Z", 2100), ("20240228T120000Z", 2100)]
