@@ -18,7 +18,7 @@ from api.schemas.subscriptions import Renewal, renewal_of
 from domain import lifecycle
 from domain.commands import Refund
 from domain.errors import RequestRefused
-from domain.model import SubscriptionState
+from domain.model import Status, SubscriptionState
 from domain.requests import Cancel
 from ledger.service import Ledger
 from payments.records import OpenCharges
@@ -46,6 +46,15 @@ class CreditsAffected(BaseModel):
                                         "(policy keep).")
     outstanding_usage: int = Field(description="Usage not yet paid for; locked credits "
                                    "still settle it (D17).")
+
+
+class RetentionOfferPreview(BaseModel):
+    """D14: what the customer may accept instead of cancelling."""
+
+    percent_off: int
+    periods: int
+    price: int = Field(description="What each discounted period costs, in minor units.")
+    accept_url: str
 
 
 class CancellationPreview(BaseModel):
@@ -77,6 +86,9 @@ class CancellationPreview(BaseModel):
     open_charges: OpenCharges = Field(description=(
         "Pending items (billed in the final charge at period end, D7; metered usage is "
         "discarded on immediate cancellation, D6) and charges whose outcome is not known yet."))
+    retention_offer: RetentionOfferPreview | None = Field(default=None, description=(
+        "D14: a discount the customer may accept instead of cancelling (null: none, already "
+        "used, or not eligible)."))
 
 
 def _dry_run(state: SubscriptionState, request: Cancel,
@@ -125,4 +137,18 @@ def build_preview(state: SubscriptionState, now: datetime, ledger: Ledger,
         renewal=renewal_of(state), at_period_end=_at_period_end(state, now),
         immediately=_immediately(state, now), credits=credits,
         default_payment_method=billing.default_payment_method(payments, state.customer_id),
-        open_charges=billing.open_charges(payments, state.id))
+        open_charges=billing.open_charges(payments, state.id),
+        retention_offer=_offer(state))
+
+
+def _offer(state: SubscriptionState) -> RetentionOfferPreview | None:
+    offer = state.policy.retention_offer
+    eligible = (offer is not None and not state.retention_offer_used and not state.ended
+                and not state.in_extension
+                and state.status in (Status.ACTIVE, Status.NON_RENEWING))
+    if not eligible:
+        return None
+    return RetentionOfferPreview(
+        percent_off=offer.percent_off, periods=offer.periods,
+        price=offer.price(state.plan.amount),
+        accept_url=f"/v1/subscriptions/{state.id}/accept_retention_offer")

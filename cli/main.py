@@ -16,7 +16,7 @@ import typer
 from config.settings import get_settings
 from domain.errors import RequestRefused
 from domain.model import Actor
-from domain.requests import Cancel, Pause, Postpone, Reactivate, Resume
+from domain.requests import AcceptRetentionOffer, Cancel, Pause, Postpone, Reactivate, Resume
 from eventlog import store as eventlog
 from store.engine import get_engine
 from workers.client import connect
@@ -122,6 +122,12 @@ def cancel(
 def reactivate(subscription_id: str) -> None:
     """Remove a scheduled cancellation (before it takes effect)."""
     _run(_send(subscription_id, Reactivate(requested_by=OPERATOR)))
+
+
+@app.command("accept-offer")
+def accept_offer(subscription_id: str) -> None:
+    """D14: keep the subscription at the retention discount instead of cancelling."""
+    _run(_send(subscription_id, AcceptRetentionOffer(requested_by=OPERATOR)))
 
 
 @app.command()

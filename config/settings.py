@@ -39,6 +39,13 @@ class StripeSettings(BaseModel):
     request_timeout_seconds: float = 20.0
 
 
+class RetentionSettings(BaseModel):
+    """D14: the offer shown before a cancellation is confirmed (0 percent: no offer)."""
+
+    percent_off: int = Field(default=20, ge=0, le=100)
+    periods: int = Field(default=3, ge=1, le=36)
+
+
 class DunningSettings(BaseModel):
     """D9: how a failed renewal is retried and what happens after the last failure."""
 
@@ -87,6 +94,7 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = TemporalSettings()
     stripe: StripeSettings = StripeSettings()
     dunning: DunningSettings = DunningSettings()
+    retention: RetentionSettings = RetentionSettings()
     credits: CreditSettings = CreditSettings()
     notifications: NotificationSettings = NotificationSettings()
     api_host: str = "127.0.0.1"

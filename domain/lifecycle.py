@@ -38,6 +38,7 @@ from domain.model import (
     Actor,
     BillingPolicy,
     Cancellation,
+    Discount,
     Dunning,
     Event,
     Frozen,
@@ -48,6 +49,7 @@ from domain.model import (
 from domain.periods import boundary, index_at, period_key, require_utc
 from domain.plans import Plan
 from domain.requests import (
+    AcceptRetentionOffer,
     Cancel,
     ChangePlan,
     Pause,
@@ -182,7 +184,7 @@ def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: st
     """Start period ``index`` and charge for it (or grant at once on a free plan)."""
     start = state.anchor_boundary(index)
     end = state.anchor_boundary(index + 1)
-    opened = state.model_copy(update={
+    update: dict[str, Any] = {
         "period_index": index,
         "current_period_start": start,
         "current_period_end": end,
@@ -190,8 +192,11 @@ def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: st
         "current_period_payment_intent": None,
         "in_extension": False,
         "status": Status.INCOMPLETE if purpose == "first_period" else state.status,
-    })
-    if state.plan.amount == 0:
+    }
+    if state.discount is not None or state.current_period_price is not None:
+        update.update(_discounted_period(state))
+    opened = state.model_copy(update=update)
+    if opened.price == 0:
         paid = PaymentOutcome(idempotency_key=_charge_key(opened, 1), status="succeeded",
                               amount=0)
         return _paid(opened, paid, at)
@@ -200,11 +205,21 @@ def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: st
         idempotency_key=key,
         period_key=opened.period_key,
         attempt=1,
-        amount=state.plan.amount,
+        amount=opened.price,
         currency=state.plan.currency,
         purpose=purpose,  # type: ignore[arg-type]
     )
     return Decision(state=opened.model_copy(update={"awaiting_charge": key}), commands=(charge,))
+
+
+def _discounted_period(state: SubscriptionState) -> dict[str, Any]:
+    """D14: the period being opened uses one discounted period, if any are left."""
+    d = state.discount
+    if d is None:
+        return {"current_period_price": None}
+    left = d.periods_left - 1
+    return {"current_period_price": d.offer.price(state.plan.amount),
+            "discount": d.model_copy(update={"periods_left": left}) if left > 0 else None}
 
 
 def _same_term(a: Plan, b: Plan) -> bool:
@@ -330,7 +345,7 @@ def _retry(state: SubscriptionState, at: datetime) -> Decision:
         idempotency_key=key,
         period_key=state.period_key,
         attempt=attempt,
-        amount=state.plan.amount,
+        amount=state.price,
         currency=state.plan.currency,
         purpose="first_period" if state.status == Status.INCOMPLETE else "renewal",
     )
@@ -787,6 +802,31 @@ def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
     return _updated(state, state.model_copy(update=update), now, req.requested_by)
 
 
+def _accept_retention_offer(state: SubscriptionState, req: AcceptRetentionOffer,
+                            now: datetime) -> Decision:
+    """D14: the customer keeps the subscription at a discount instead of cancelling. A
+    scheduled cancellation is removed (as a reactivation would); the discount applies from
+    the next period on, never to one already charged."""
+    _refuse_if_ended(state, "offered a discount")
+    offer = state.policy.retention_offer
+    if offer is None:
+        raise RequestRefused("no_retention_offer", "no retention offer is configured")
+    if state.retention_offer_used:
+        raise RequestRefused("retention_offer_used",
+                             "the retention offer was already accepted for this subscription")
+    if state.status not in (Status.ACTIVE, Status.NON_RENEWING) or state.in_extension:
+        raise RequestRefused("not_eligible", f"a {state.status.value} subscription cannot take "
+                             "the retention offer; it applies to a paid, renewing term")
+    after = state
+    if state.cancel_at is not None:
+        after = _reactivate(state, Reactivate(requested_by=req.requested_by), now).state
+    after = after.model_copy(update={
+        "discount": Discount(offer=offer, periods_left=offer.periods),
+        "retention_offer_used": True,
+    })
+    return _updated(state, after, now, req.requested_by)
+
+
 _HANDLERS = {
     Cancel: _cancel,
     Reactivate: _reactivate,
@@ -795,6 +835,7 @@ _HANDLERS = {
     Pause: _pause,
     Resume: _resume_request,
     ChangePlan: _change_plan,
+    AcceptRetentionOffer: _accept_retention_offer,
 }
 
 

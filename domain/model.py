@@ -85,6 +85,24 @@ class Dunning(Frozen):
     last_decline_code: str | None = None
 
 
+class RetentionOffer(Frozen):
+    """D14: offered instead of cancelling: ``percent_off`` on the next ``periods`` charges."""
+
+    percent_off: int = Field(ge=1, le=100)
+    periods: int = Field(ge=1, le=36)
+
+    def price(self, amount: int) -> int:
+        """Minor units, rounded in the customer's favour."""
+        return amount * (100 - self.percent_off) // 100
+
+
+class Discount(Frozen):
+    """An accepted retention offer: periods still to be charged at the reduced price."""
+
+    offer: RetentionOffer
+    periods_left: int
+
+
 class BillingPolicy(Frozen):
     """Policies snapshotted into each subscription, so every worker decides the same way."""
 
@@ -95,6 +113,9 @@ class BillingPolicy(Frozen):
     )
     grace_period: timedelta = timedelta(days=5)
     final_action: Literal["cancel", "unpaid"] = "cancel"
+
+    # D14: the retention step's offer (a discount on the next N periods), or None.
+    retention_offer: RetentionOffer | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -143,6 +164,11 @@ class SubscriptionState(Frozen):
     pauses: int = 0
     # A plan change at period end: the next renewal charges this plan (None: no change).
     pending_plan: Plan | None = None
+    # D14: an accepted retention offer; ``current_period_price`` is what this period costs
+    # when it differs from the plan price (retries charge the same amount).
+    discount: Discount | None = None
+    retention_offer_used: bool = False
+    current_period_price: int | None = None
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
 
@@ -150,6 +176,12 @@ class SubscriptionState(Frozen):
     @property
     def period_key(self) -> str:
         return period_key(self.current_period_start)
+
+    @property
+    def price(self) -> int:
+        """What the current period costs (the plan price, or less under a D14 discount)."""
+        return self.plan.amount if self.current_period_price is None \
+            else self.current_period_price
 
     def anchor_boundary(self, index: int) -> datetime:
         return boundary(
@@ -217,4 +249,7 @@ class SubscriptionState(Frozen):
             }
         if self.pending_plan is not None:
             snap["pending_plan"] = self.pending_plan.id
+        if self.discount is not None:  # Stripe's name for a coupon applied to a subscription
+            snap["discount"] = {"percent_off": self.discount.offer.percent_off,
+                                "periods_left": self.discount.periods_left}
         return snap

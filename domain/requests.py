@@ -92,7 +92,16 @@ class ChangePlan(Frozen):
     requested_by: Actor = Actor()
 
 
+class AcceptRetentionOffer(Frozen):
+    """D14: take the retention offer instead of cancelling. A scheduled cancellation is
+    removed; the next periods are charged at the reduced price. Once per subscription."""
+
+    kind: Literal["accept_retention_offer"] = "accept_retention_offer"
+    requested_by: Actor = Actor()
+
+
 Request = Annotated[
-    Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume | ChangePlan,
+    Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume | ChangePlan
+    | AcceptRetentionOffer,
     Field(discriminator="kind")
 ]

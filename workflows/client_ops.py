@@ -21,8 +21,9 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from domain.errors import RequestInvalid, RequestRefused
 from domain.lifecycle import ENDED_MESSAGE, NewSubscription
-from domain.model import BillingPolicy, Event, SubscriptionState
+from domain.model import BillingPolicy, Event, RetentionOffer, SubscriptionState
 from domain.requests import (
+    AcceptRetentionOffer,
     Cancel,
     ChangePlan,
     Pause,
@@ -44,6 +45,7 @@ _UPDATES = {
     Pause: contract.UPDATE_PAUSE,
     Resume: contract.UPDATE_RESUME,
     ChangePlan: contract.UPDATE_CHANGE_PLAN,
+    AcceptRetentionOffer: contract.UPDATE_ACCEPT_RETENTION_OFFER,
 }
 _SIGNALS = {
     Cancel: contract.SIGNAL_CANCEL,
@@ -53,13 +55,16 @@ _SIGNALS = {
     Pause: contract.SIGNAL_PAUSE,
     Resume: contract.SIGNAL_RESUME,
     ChangePlan: contract.SIGNAL_CHANGE_PLAN,
+    AcceptRetentionOffer: contract.SIGNAL_ACCEPT_RETENTION_OFFER,
 }
 
 
 def policy_from_settings(settings: Settings) -> BillingPolicy:
-    d = settings.dunning
+    d, r = settings.dunning, settings.retention
+    offer = RetentionOffer(percent_off=r.percent_off, periods=r.periods) if r.percent_off \
+        else None
     return BillingPolicy(retry_delays=tuple(d.retry_delays), grace_period=d.grace_period,
-                         final_action=d.final_action)
+                         final_action=d.final_action, retention_offer=offer)
 
 
 async def start(client: Client, new: NewSubscription, task_queue: str) -> WorkflowHandle:

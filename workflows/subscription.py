@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
-    from domain.requests import ChangePlan, Pause, Resume
+    from domain.requests import AcceptRetentionOffer, ChangePlan, Pause, Resume
     from workflows import contract
     from workflows.types import RejectedSignal, SubscriptionInput
 
@@ -273,6 +273,10 @@ class SubscriptionWorkflow:
     def signal_change_plan(self, request: ChangePlan) -> None:
         self.inbox.append(_Inbox(request, wait=False))
 
+    @workflow.signal(name=contract.SIGNAL_ACCEPT_RETENTION_OFFER)
+    def signal_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
     # Updates: validated, answer with the new state -----------------------------------------------
 
     async def _submit(self, request: Request) -> SubscriptionState:
@@ -351,6 +355,15 @@ class SubscriptionWorkflow:
 
     @update_change_plan.validator
     def _validate_change_plan(self, request: ChangePlan) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_ACCEPT_RETENTION_OFFER)
+    async def update_accept_retention_offer(self, request: AcceptRetentionOffer
+                                            ) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_accept_retention_offer.validator
+    def _validate_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
         self._validate(request)
 
 

@@ -55,7 +55,7 @@ from api.scope import (
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
 from domain.model import Status, SubscriptionState
-from domain.requests import Cancel, ChangePlan, Pause, Postpone, Reactivate, Request, Resume
+from domain.requests import AcceptRetentionOffer, Cancel, ChangePlan, Pause, Postpone, Reactivate, Request, Resume
 from eventlog import store as eventlog
 from workflows import client_ops
 
@@ -291,6 +291,21 @@ async def change_plan(subscription_id: SubscriptionId, body: ChangePlanBody,
     return await _send(client, principal, subscription_id,
                        ChangePlan(plan=plan, requested_by=principal.actor), "change_plan",
                        idempotency_key, now)
+
+
+@router.post("/{subscription_id}/accept_retention_offer", response_model=SubscriptionResource,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Keep the subscription at a discount instead of cancelling")
+async def accept_retention_offer(subscription_id: SubscriptionId, principal: BillingManagerDep,
+                                 client: TemporalDep, now: NowDep,
+                                 idempotency_key: IdempotencyKey = None
+                                 ) -> SubscriptionResource:
+    """D14: the offer shown by the cancellation preview. A scheduled cancellation is removed;
+    the next periods are charged at the reduced price (`discount` shows what is left); nothing
+    is charged now. Once per subscription. Owners and billing admins only."""
+    return await _send(client, principal, subscription_id,
+                       AcceptRetentionOffer(requested_by=principal.actor),
+                       "accept_retention_offer", idempotency_key, now)
 
 
 @router.get("/{subscription_id}/cancellation_preview", response_model=CancellationPreview,

@@ -67,6 +67,11 @@ class PauseCollection(BaseModel):
                                         "until a resume request.")
 
 
+class SubscriptionDiscount(BaseModel):
+    percent_off: int
+    periods_left: int
+
+
 class SubscriptionResource(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "sub_4fT9kQ2mZx8LpR1a", "object": "subscription",
@@ -99,6 +104,8 @@ class SubscriptionResource(BaseModel):
     pause_collection: PauseCollection | None = None
     pending_plan: str | None = Field(default=None, description=(
         "Plan id taking effect at the next renewal (a plan change at period end)."))
+    discount: SubscriptionDiscount | None = Field(default=None, description=(
+        "D14: an accepted retention offer and the discounted periods still to come."))
     has_access: bool = Field(description="Paid features are available now (D2, D9 grace).")
     renewal: Renewal
 
@@ -121,6 +128,9 @@ class SubscriptionResource(BaseModel):
                 mode=state.pause.mode, paused_at=state.pause.paused_at,
                 resumes_at=state.pause.resume_at),
             pending_plan=state.pending_plan.id if state.pending_plan else None,
+            discount=None if state.discount is None else SubscriptionDiscount(
+                percent_off=state.discount.offer.percent_off,
+                periods_left=state.discount.periods_left),
             has_access=state.has_access(now), renewal=renewal_of(state))
 
     @classmethod
