@@ -61,6 +61,7 @@ from domain.requests import (
 )
 
 RECENT_EVENTS_KEPT = 25
+SUBSCRIBE_UNLOCK = "subscribe-unlock"  # idempotency-key suffix of the D16 unlock on subscribe
 ENDED_MESSAGE = "ended subscriptions cannot be reactivated; create a new subscription"
 
 
@@ -155,7 +156,8 @@ def create(new: NewSubscription, now: datetime) -> Decision:
         return _emit(state, "customer.subscription.created", now, new.requested_by)
     if trial_end is not None:
         trialing = state.model_copy(update={"status": Status.TRIALING})
-        return _emit(trialing, "customer.subscription.created", now, new.requested_by)
+        created = _emit(trialing, "customer.subscription.created", now, new.requested_by)
+        return created.then(_unlock_on_subscribe(created.state, now))
     incomplete = state.model_copy(update={"status": Status.INCOMPLETE})
     created = _emit(incomplete, "customer.subscription.created", now, new.requested_by)
     return created.then(_open_period(created.state, index=0, at=start, purpose="first_period"))
@@ -169,8 +171,20 @@ def _begin(state: SubscriptionState, at: datetime) -> Decision:
             "current_period_start": at,
             "current_period_end": state.trial_end,
         })
-        return _updated(state, after, at, None)
+        began = _updated(state, after, at, None)
+        return began.then(_unlock_on_subscribe(began.state, at))
     return _open_period(state, index=0, at=at, purpose="first_period")
+
+
+def _unlock_on_subscribe(state: SubscriptionState, at: datetime) -> Decision:
+    """D16: a new paid subscription (its first paid period, or a trial that gives access, as
+    when resubscribing with the old anchor) unlocks purchased credits an earlier term locked.
+    A no-op in the ledger when nothing is locked; never for the free plan."""
+    if state.plan.is_free:
+        return Decision(state=state)
+    return Decision(state=state, commands=(UnlockPurchasedCredits(
+        idempotency_key=f"{state.id}:{state.period_key}:{SUBSCRIBE_UNLOCK}",
+        period_key=state.period_key, at=at),))
 
 
 # Periods and charges -------------------------------------------------------------------------
@@ -291,6 +305,8 @@ def _paid(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> D
             period_start=state.current_period_start,
             period_end=state.current_period_end,
         ),)
+    if state.status == Status.INCOMPLETE:
+        commands += _unlock_on_subscribe(state, now).commands
     decision = Decision(state=after, commands=commands)
     if outcome.amount > 0:
         decision = decision.then(_emit(decision.state, "invoice.paid", now, None,

@@ -56,6 +56,8 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=2),
 )
 REJECTED_KEPT = 20
+# workflow.patched ids: each guards a change of the command sequence for running histories.
+PATCH_UNLOCK_ON_SUBSCRIBE = "unlock-purchased-credits-on-subscribe"
 
 
 @dataclass
@@ -175,6 +177,9 @@ class SubscriptionWorkflow:
                 idempotency_key=command.idempotency_key, customer_id=s.customer_id,
                 subscription_id=s.id, period_key=command.period_key, at=command.at), None)
         elif isinstance(command, UnlockPurchasedCredits):  # D12: new; absent from old histories
+            if (command.idempotency_key.endswith(lifecycle.SUBSCRIBE_UNLOCK)
+                    and not workflow.patched(PATCH_UNLOCK_ON_SUBSCRIBE)):
+                return  # a history recorded before the D16 unlock on subscribe existed
             await self._activity("unlock_purchased_credits", CreditPeriodChange(
                 idempotency_key=command.idempotency_key, customer_id=s.customer_id,
                 subscription_id=s.id, period_key=command.period_key, at=command.at), None)

@@ -365,10 +365,21 @@ async def test_failed_renewal_keeps_access_in_grace_until_a_new_card_pays(api, e
 
 async def test_resubscribing_after_the_end_can_keep_the_old_anchor(api, org):
     customer = await create_customer(api, org)
+    credits = f"/v1/customers/{customer['id']}/credits"
     old = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"{credits}/topups", json={"amount": 500, "idempotency_key": "t1"},
+                       headers=org.owner)
+    assert r.status_code == 200, r.text
     r = await api.post(f"/v1/subscriptions/{old['id']}/cancel", json={"mode": "immediately"},
                        headers=org.owner)
     assert r.json()["status"] == "canceled"
+
+    async def balances_when(predicate):
+        body = (await api.get(credits, headers=org.member)).json()
+        return body if predicate(body) else None
+
+    # D16: the term ended: purchased credits are locked for new work
+    await settle(lambda: balances_when(lambda b: b["locked"] == 500))
     r = await api.post(f"/v1/subscriptions/{old['id']}/reactivate", headers=org.owner)
     assert_problem(r, 409, code="subscription_ended", detail=ENDED_MESSAGE)
 
@@ -379,3 +390,6 @@ async def test_resubscribing_after_the_end_can_keep_the_old_anchor(api, org):
     assert dt(new["current_period_end"]) == dt(old["current_period_end"])
     assert new["renewal"]["line"].startswith("Trial ends on ")
     assert renewal_date(new) == dt(old["current_period_end"])
+    # ...and the resubscription unlocks them (D16)
+    after = await settle(lambda: balances_when(lambda b: b["locked"] == 0))
+    assert after["balances"]["purchased"] == 500

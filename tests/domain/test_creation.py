@@ -76,7 +76,10 @@ def test_first_payment_success_activates_and_grants_the_period_credits():
     assert s.renewal_line == f"Renewing on {FEB29.isoformat()}"
     assert next_wakeup(s) == FEB29
     assert kinds(d.log) == ["customer.subscription.created", "charge", "grant_credits",
-                            "invoice.paid", "customer.subscription.updated"]
+                            "unlock_purchased_credits", "invoice.paid",
+                            "customer.subscription.updated"]
+    # D16: a paid (re)subscription unlocks purchased credits an earlier term locked
+    assert d.log[3].idempotency_key == "sub_1:20240131T120000Z:subscribe-unlock"
     grant = d.of(GrantCredits)[0]
     assert grant == GrantCredits(idempotency_key="sub_1:20240131T120000Z:grant",
                                  period_key="20240131T120000Z", amount=1000,
@@ -200,7 +203,8 @@ def test_trial_gives_access_without_a_charge_and_anchors_on_the_trial_end():
     d = Driver.create(T0, trial_end=trial_end)
     s = d.state
     assert s.status == Status.TRIALING
-    assert kinds(d.log) == ["customer.subscription.created"]
+    # no charge; the trial gives access, so locked purchased credits are usable again (D16)
+    assert kinds(d.log) == ["customer.subscription.created", "unlock_purchased_credits"]
     assert s.has_access(T0)
     assert s.billing_cycle_anchor == trial_end and s.trial_end == trial_end
     assert (s.current_period_start, s.current_period_end) == (T0, trial_end)

@@ -210,6 +210,7 @@ def test_each_pause_locks_and_unlocks_under_its_own_key():
     assert [c.idempotency_key for c in d.of(LockPurchasedCredits)] == [
         "sub_1:pause1:lock", "sub_1:pause2:lock"]
     assert [c.idempotency_key for c in d.of(UnlockPurchasedCredits)] == [
+        "sub_1:20240131T120000Z:subscribe-unlock",  # the first paid period (D16)
         "sub_1:pause1:unlock", "sub_1:pause2:unlock"]
 
 
