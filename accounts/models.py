@@ -7,31 +7,13 @@ organization: they act on any of them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, ForeignKey, String, TypeDecorator
+from sqlalchemy import Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware instants on both databases: SQLite drops the offset, so values are
-    stored as UTC and tagged UTC again on read, here instead of at each caller."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return value.astimezone(UTC) if value is not None and value.tzinfo else value
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from store.types import UTCDateTime, utcnow
 
 
 class Role(StrEnum):

@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from accounts.models import Organization, utcnow
+from accounts.models import Organization
 from store.engine import session_scope
+from store.types import utcnow
 
 
 def get_organization(engine: Engine, organization_id: str) -> Organization | None:

@@ -16,32 +16,12 @@ credits = its amount minus the allocations paying it. Expiry is not written: a l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, UniqueConstraint
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from domain.periods import require_utc
-
-
-class UTCDateTime(TypeDecorator):
-    """Aware UTC in, aware UTC out, on both databases. SQLite stores naive text, so values are
-    normalised to UTC before binding (making text order equal time order) and tagged on read."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = require_utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from store.types import StrictUTCDateTime
 
 
 class CreditAccount(SQLModel, table=True):
@@ -68,10 +48,10 @@ class CreditEntry(SQLModel, table=True):
     # usage only: what could not be paid when it was recorded (an immutable fact; it is also
     # the cheap filter that finds candidate debts without scanning every usage entry).
     shortfall: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(StrictUTCDateTime(), nullable=False))
     # Lots (grant entries) only.
     credit_kind: str | None = Field(default=None, max_length=16)
-    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(StrictUTCDateTime()))
     subscription_id: str | None = Field(default=None, max_length=64)
     period_key: str | None = Field(default=None, max_length=64)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -21,12 +21,9 @@ from eventlog import store as eventlog
 from notifications import outbox, senders
 from notifications.endpoints import get_endpoint
 from notifications.models import OutboxMessage
+from store.types import utcnow
 
 log = logging.getLogger("notifications")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Dispatcher:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, String
 from sqlmodel import Field, SQLModel
 
-from accounts.models import UTCDateTime, utcnow
+from store.types import UTCDateTime, utcnow
 
 
 class OutboxStatus(StrEnum):

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from payments.charging import Charging
 from payments.customers import Customers
 from payments.gateway import StripeGateway
-from payments.models import utcnow
 from payments.pending import PendingCharges
 from payments.refunds import Refunds
+from store.types import utcnow
 
 
 class PaymentService(Charging, Refunds, PendingCharges, Customers):

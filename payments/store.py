@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
 from payments.errors import IdempotencyConflict
-from payments.models import ChargeAttempt, PendingCharge, Refund, StripeCustomer, utcnow
+from payments.models import ChargeAttempt, PendingCharge, Refund, StripeCustomer
 from store.engine import session_scope
+from store.types import utcnow
 
 
 def find_or_insert(engine: Engine, model: type[SQLModel], key: str,

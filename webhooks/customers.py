@@ -11,8 +11,9 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from payments.models import StripeCustomer, utcnow
+from payments.models import StripeCustomer
 from store.engine import session_scope
+from store.types import utcnow
 
 
 def by_stripe_id(engine: Engine, stripe_customer_id: str) -> StripeCustomer | None:

@@ -7,29 +7,12 @@ the audit trail (the handlers act on current facts, never on the order of arriva
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Column, DateTime, TypeDecorator
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware instants on SQLite too (it drops the offset): stored and read as UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return value.astimezone(UTC) if value is not None and value.tzinfo else value
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from store.types import UTCDateTime, utcnow
 
 
 class StripeWebhookEvent(SQLModel, table=True):

@@ -9,8 +9,9 @@ import pytest
 from activities.types import RefundRequest
 from payments import store
 from payments.errors import IdempotencyConflict, PaymentInProgress, PaymentRequestError
-from payments.models import Refund, utcnow
+from payments.models import Refund
 from payments.service import PaymentService
+from store.types import utcnow
 from tests.payments.conftest import Crash, CrashingGateway
 from tests.payments.test_charge import request
 
