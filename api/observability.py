@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workers.logs import JsonFormatter
 
 access_log = logging.getLogger("api.access")
 
@@ -44,26 +45,10 @@ class ApiMetrics:
         self.latency.labels(*labels).observe(seconds)
 
 
-class JsonLineFormatter(logging.Formatter):
-    """The record's message and its ``extra=`` fields as one JSON object."""
-
-    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        out.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
 def _log_to_stderr_as_json() -> None:
-    if not any(isinstance(h.formatter, JsonLineFormatter) for h in access_log.handlers):
+    if not any(isinstance(h.formatter, JsonFormatter) for h in access_log.handlers):
         handler = logging.StreamHandler()
-        handler.setFormatter(JsonLineFormatter())
+        handler.setFormatter(JsonFormatter())
         access_log.addHandler(handler)
     access_log.setLevel(logging.INFO)
     access_log.propagate = False

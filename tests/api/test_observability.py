@@ -10,8 +10,9 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.observability import JsonLineFormatter, access_log
+from api.observability import access_log
 from tests.api.helpers import create_customer, create_subscription
+from workers.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 
@@ -51,7 +52,7 @@ async def test_metrics_by_route_and_status(http, org):
 async def test_one_json_line_per_request_with_the_subscription(http, org):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(JsonFormatter())
     access_log.addHandler(handler)
     try:
         await http.get("/v1/subscriptions/sub_missing", headers=org.member)
@@ -74,7 +75,7 @@ async def test_a_created_subscription_is_named_in_its_log_line(api, org):
     customer = await create_customer(api, org)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(JsonFormatter())
     access_log.addHandler(handler)
     try:
         sub = await create_subscription(api, org, customer["id"])

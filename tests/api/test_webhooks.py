@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 import stripe
 
-from api.observability import JsonLineFormatter, access_log
+from api.observability import access_log
 from payments import store as payment_store
 from store.engine import get_engine
 from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
 from tests.fakes_stripe import CARD_DECLINED, CARD_OK
 from webhooks import store as webhook_store
+from workers.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 
@@ -208,7 +209,7 @@ async def test_a_new_default_at_stripe_retries_a_past_due_payment(api, env, sett
     updated = event("customer.updated", at_stripe.customer(customer["id"]))
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(JsonFormatter())
     access_log.addHandler(handler)
     try:
         r = await deliver(api, settings, updated)
