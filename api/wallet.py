@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -29,37 +30,38 @@ from payments.service import PaymentService
 log = logging.getLogger("api.wallet")
 
 
-def paid_term(engine: Engine, catalog: PlanCatalog, customer_id: str) -> bool:
-    """True while any of the customer's paid subscriptions is active or cancelling."""
-    for view in eventlog.customer_views(engine, customer_id):
-        plan = catalog.get(view.plan_id)
-        if in_paid_term(view.status) and (plan is None or plan.amount > 0):
-            return True
-    return False
+@dataclass(frozen=True)
+class Standing:
+    """Where the customer's subscriptions leave the wallet, read once per request."""
+
+    paid_term: bool  # D19: a paid subscription is active or cancelling
+    free_plan: bool  # D13/D18: no paid subscription can still give paid access
 
 
-def on_free_plan(engine: Engine, catalog: PlanCatalog, customer_id: str) -> bool:
-    def is_free(plan_id: str) -> bool:
+def read_standing(engine: Engine, catalog: PlanCatalog, customer_id: str) -> Standing:
+    def is_free(plan_id: str) -> bool:  # an unknown plan id counts as paid
         plan = catalog.get(plan_id)
         return plan is not None and plan.is_free
-    return credits.on_free_plan((view.status, is_free(view.plan_id))
-                                for view in eventlog.customer_views(engine, customer_id))
+
+    subs = [(view.status, is_free(view.plan_id))
+            for view in eventlog.customer_views(engine, customer_id)]
+    return Standing(paid_term=any(in_paid_term(status) and not free for status, free in subs),
+                    free_plan=credits.on_free_plan(subs))
 
 
-def grant_free_daily_if_due(ledger: Ledger, engine: Engine, catalog: PlanCatalog,
-                            customer_id: str, now: datetime) -> None:
-    if on_free_plan(engine, catalog, customer_id):
+def grant_free_daily_if_due(ledger: Ledger, standing: Standing, customer_id: str,
+                            now: datetime) -> None:
+    if standing.free_plan:
         ledger.grant_free_daily(customer_id, now.date())
 
 
 def auto_recharge_after(debit: EntryResult, ledger: Ledger, payments: PaymentService,
-                        engine: Engine, catalog: PlanCatalog, now: datetime,
+                        standing: Standing, now: datetime,
                         currency: str = "usd", unit_price: int = 1) -> EntryResult | None:
     """D19: charge and credit a recharge when the debit crossed the threshold. A declined
     or failed recharge leaves the debit as it is (it already succeeded) and is logged."""
     customer_id = debit.customer_id
-    due = ledger.auto_recharge_due(customer_id, now,
-                                   paid_term(engine, catalog, customer_id))
+    due = ledger.auto_recharge_due(customer_id, now, standing.paid_term)
     if due <= 0:
         return None
     key = f"{customer_id}:auto_recharge:{debit.entry_id}"

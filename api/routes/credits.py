@@ -38,12 +38,13 @@ def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None
             responses=problem_responses(401, 404, 422), summary="Credit balances")
 async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
                       ledger: LedgerDep, catalog: CatalogDep, now: NowDep) -> CreditBalances:
-    """Usable credits by kind, locked purchased credits and outstanding usage. Without a paid
+    """Usable credits by kind, locked purchased credits and outstanding usage. On the free plan
     term, today's free allowance (D18) is included."""
     customer = await visible_customer(engine, principal, customer_id)
 
     def read():
-        wallet.grant_free_daily_if_due(ledger, engine, catalog, customer.id, now)
+        wallet.grant_free_daily_if_due(
+            ledger, wallet.read_standing(engine, catalog, customer.id), customer.id, now)
         return ledger.balances(customer.id, now)
 
     balances = await run_in_threadpool(read)
@@ -57,16 +58,17 @@ async def use_credits(customer_id: CustomerId, body: UsageBody, principal: Princ
                       engine: EngineDep, ledger: LedgerDep, payments: PaymentsDep,
                       catalog: CatalogDep, now: NowDep) -> CreditEntryResource:
     """All or nothing: 409 with the available amount when the credits do not cover it.
-    Retrying with the same `idempotency_key` returns the first result. Without a paid term
+    Retrying with the same `idempotency_key` returns the first result. On the free plan
     today's free allowance (D18) is available; during one, a debit that leaves the balance
     under the auto-recharge threshold buys the configured amount (D19)."""
     customer = await visible_customer(engine, principal, customer_id)
     key = f"{customer.id}:usage:{body.idempotency_key}"
 
     def debit() -> CreditEntryResource:
-        wallet.grant_free_daily_if_due(ledger, engine, catalog, customer.id, now)
+        standing = wallet.read_standing(engine, catalog, customer.id)
+        wallet.grant_free_daily_if_due(ledger, standing, customer.id, now)
         result = ledger.debit(customer.id, body.amount, key, body.incurred_at or now)
-        wallet.auto_recharge_after(result, ledger, payments, engine, catalog, now,
+        wallet.auto_recharge_after(result, ledger, payments, standing, now,
                                    billing.TOPUP_CURRENCY, billing.TOPUP_UNIT_PRICE)
         return _entry(ledger, result, now)
 
