@@ -38,8 +38,8 @@ def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None
             responses=problem_responses(401, 404, 422), summary="Credit balances")
 async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
                       ledger: LedgerDep, catalog: CatalogDep, now: NowDep) -> CreditBalances:
-    """Usable credits by kind, locked purchased credits and outstanding usage. On the free plan
-    term, today's free allowance (D18) is included."""
+    """Usable credits by kind, locked purchased credits and outstanding usage. On the free
+    plan, today's free allowance (D18) is included."""
     customer = await visible_customer(engine, principal, customer_id)
 
     def read():
