@@ -19,3 +19,10 @@ class EventActivities:
         # subscription_id comes from the workflow id in the activity's log context
         activity.logger.info("event %s", event.type, extra={"event_id": event.id,
                                                             "event_type": event.type})
+
+    def record_events(self, events: list[Event]) -> None:
+        """The events of one decision in one transaction (called by apply_effects)."""
+        store.append_many(self.engine, events)
+        for event in events:
+            activity.logger.info("event %s", event.type, extra={"event_id": event.id,
+                                                                "event_type": event.type})

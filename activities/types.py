@@ -8,9 +8,11 @@ facts only ({subscription}:{period}:{attempt} and the like), never from time, ra
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from domain.model import Event
 
 
 class ChargeRequest(BaseModel):
@@ -80,3 +82,33 @@ class CreditPeriodChange(BaseModel):
     subscription_id: str
     period_key: str
     at: datetime
+
+
+# Effects batch: the ledger and event-log writes of one decision, applied by one activity ------
+
+class GrantEffect(BaseModel):
+    kind: Literal["grant_period_credits"] = "grant_period_credits"
+    grant: CreditGrant
+
+
+class CreditChangeEffect(BaseModel):
+    kind: Literal["forfeit_period_credits", "lock_purchased_credits", "unlock_purchased_credits"]
+    change: CreditPeriodChange
+
+
+class EventEffect(BaseModel):
+    kind: Literal["record_event"] = "record_event"
+    event: Event
+
+
+Effect = Annotated[GrantEffect | CreditChangeEffect | EventEffect, Field(discriminator="kind")]
+
+
+class EffectBatch(BaseModel):
+    """The local writes of one decision, in the core's order. They touch only this service's
+    database, each under its own idempotency key (ledger) or event id (event log), so one
+    activity applies them all and a retry re-applies the whole batch harmlessly. Money leaving
+    through Stripe is never batched: a charge's outcome feeds the core before anything else."""
+
+    subscription_id: str
+    effects: list[Effect]

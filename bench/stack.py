@@ -106,6 +106,9 @@ class Child:
 SERVER_PRAGMAS: list[str] = []
 # Optional dynamic config for the dev server (bench --server-config KEY=JSON).
 SERVER_CONFIG: list[str] = []
+# BENCH_SERVER_METRICS_PORT=9599: the dev server serves its Prometheus metrics there
+# (persistence calls per operation, task counts) to see where its CPU goes.
+SERVER_METRICS_PORT = os.environ.get("BENCH_SERVER_METRICS_PORT")
 
 
 class TemporalServer:
@@ -114,7 +117,8 @@ class TemporalServer:
     def __init__(self, extra_args: list[str] | None = None) -> None:
         extra_args = [*(extra_args or []),
                       *(a for p in SERVER_PRAGMAS for a in ("--sqlite-pragma", p)),
-                      *(a for c in SERVER_CONFIG for a in ("--dynamic-config-value", c))]
+                      *(a for c in SERVER_CONFIG for a in ("--dynamic-config-value", c)),
+                      *(["--metrics-port", SERVER_METRICS_PORT] if SERVER_METRICS_PORT else [])]
         self.dir = tempfile.TemporaryDirectory(prefix="bench-temporal-")
         self.port = free_port()
         cmd = [str(BIN / "temporal"), "server", "start-dev",

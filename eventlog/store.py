@@ -53,18 +53,31 @@ def _project(session: Session, row: SubscriptionEventRow) -> None:
 
 def append(engine: Engine, event: Event) -> bool:
     """Store the event and project it; False if it was already stored (a retried activity)."""
+    return append_many(engine, [event]) == 1
+
+
+def append_many(engine: Engine, events: list[Event]) -> int:
+    """Store the events of one decision in one transaction (one commit, not one per event),
+    with their projection and notification outbox rows; returns how many were new. Events
+    already stored (a retried activity) are skipped."""
     with Session(engine) as session:
-        if session.get(SubscriptionEventRow, event.id) is not None:
-            return False
+        stored = set(session.exec(select(SubscriptionEventRow.id).where(
+            SubscriptionEventRow.id.in_([e.id for e in events]))))
+    fresh = [e for e in events if e.id not in stored]
+    if not fresh:
+        return 0
     try:
         with session_scope(engine) as session:
-            row = _row(event)
-            session.add(row)
-            _project(session, row)
-            enqueue_notifications(session, event)  # D14: atomic with the event
-        return True
+            for event in fresh:
+                row = _row(event)
+                session.add(row)
+                _project(session, row)
+                enqueue_notifications(session, event)  # D14: atomic with the event
+        return len(fresh)
     except IntegrityError:
-        return False
+        if len(fresh) == 1:
+            return 0  # a concurrent duplicate stored it first
+        return sum(append(engine, e) for e in fresh)  # one by one: which ones are new
 
 
 def list_views(engine: Engine, organization_id: str, *, customer_id: str | None = None,

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.credits import CreditActivities
+from activities.effects import EffectActivities
 from activities.events import EventActivities
 from activities.payments import PaymentActivities
 from config.settings import Settings, get_settings
@@ -32,12 +33,15 @@ def build_activities(settings: Settings, engine: Engine) -> list:
     payments = PaymentActivities(PaymentService(engine, StripeGateway(settings.stripe)))
     credits = CreditActivities(Ledger(engine, settings.credits))
     events = EventActivities(engine)
+    effects = EffectActivities(credits, events)
     return [
         payments.charge,
         payments.refund,
         payments.collect_pending_charges,
         payments.discard_pending_charges,
         payments.close_open_charges,
+        effects.apply_effects,  # every local write of current workflow code, batched
+        # One activity per write: what runs recorded before the batching still schedule.
         credits.grant_period_credits,
         credits.forfeit_period_credits,
         credits.lock_purchased_credits,

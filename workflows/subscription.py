@@ -14,15 +14,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.types import (
         ChargeRequest,
         ChargeResult,
+        CreditChangeEffect,
         CreditGrant,
         CreditPeriodChange,
+        Effect,
+        EffectBatch,
+        EventEffect,
+        GrantEffect,
         PendingChargesRequest,
         PendingChargesResult,
         RefundRequest,
@@ -58,6 +63,12 @@ ACTIVITY_RETRY = RetryPolicy(
 REJECTED_KEPT = 20
 # workflow.patched ids: each guards a change of the command sequence for running histories.
 PATCH_UNLOCK_ON_SUBSCRIBE = "unlock-purchased-credits-on-subscribe"
+# Local writes of a decision go through one local activity; search attributes are upserted
+# only when a value changed. Runs recorded before keep one activity per write (and per upsert).
+PATCH_BATCHED_EFFECTS = "batched-local-effects"
+# Local activity: runs in the worker inside the workflow task. Retries back off in the worker
+# (then through timers) until the database is back; the writes are idempotent.
+LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
 @dataclass
@@ -77,6 +88,11 @@ class SubscriptionWorkflow:
         self.inbox: list[_Inbox] = []
         self.rejected: list[RejectedSignal] = []
         self.started_period = inp.state.period_index if inp.state else None
+        self.pending: list[Effect] = []  # local writes waiting for the next flush
+        # What the visibility store already holds (carried over by continue-as-new).
+        self.published = {pair.key.name: pair.value
+                          for pair in workflow.info().typed_search_attributes}
+        self.batched: bool | None = True if inp.batched else None  # see _batching()
 
     # Main loop ---------------------------------------------------------------------------
 
@@ -97,8 +113,9 @@ class SubscriptionWorkflow:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.inbox:
-                    workflow.continue_as_new(SubscriptionInput(state=self.state))
+                    self._continue_as_new()
                 continue
+            self._sync_search_attributes()
             wake = lifecycle.next_wakeup(self.state)
             timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
             try:
@@ -111,8 +128,19 @@ class SubscriptionWorkflow:
                                               if isinstance(item.request, Reactivate) else
                                               "the subscription has already ended"))
         self.inbox.clear()
+        self._sync_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
+
+    def _continue_as_new(self) -> None:
+        if not self.batched:
+            workflow.continue_as_new(SubscriptionInput(state=self.state))
+        # The next run starts with this run's final search attributes: no upsert for them.
+        workflow.continue_as_new(
+            SubscriptionInput(state=self.state, batched=True),
+            search_attributes=TypedSearchAttributes(
+                [pair for pair in (self._wanted_search_attributes())
+                 if pair.value is not None]))
 
     def _should_continue_as_new(self) -> bool:
         return (self.state.period_index != self.started_period
@@ -145,11 +173,64 @@ class SubscriptionWorkflow:
 
     # Commands -> activities ------------------------------------------------------------------
 
+    def _batching(self) -> bool:
+        """The patch is checked once, at the run's first decision: an old history replays
+        with one activity per write from its first command on, a new run batches throughout
+        and hands that on through continue-as-new (SubscriptionInput.batched)."""
+        if self.batched is None:
+            self.batched = workflow.patched(PATCH_BATCHED_EFFECTS)
+        return self.batched
+
     async def _apply(self, decision: lifecycle.Decision) -> None:
+        batched = self._batching()
         self.state = decision.state
         self._publish()
         for command in decision.commands:
+            effects = self._local_effects(command) if batched else None
+            if effects is not None:
+                self.pending.extend(effects)
+                continue
+            await self._flush()  # the core's order: earlier writes land before a payment
             await self._execute(command)
+        await self._flush()
+
+    def _local_effects(self, command: Command) -> list[Effect] | None:
+        """The batched form of a ledger or event command ([] when it writes nothing); None
+        for a command that calls Stripe and therefore runs as its own activity."""
+        if isinstance(command, GrantCredits):
+            return [GrantEffect(grant=self._grant(command))] if command.amount > 0 else []
+        if isinstance(command, ForfeitCredits | LockPurchasedCredits | UnlockPurchasedCredits):
+            return [CreditChangeEffect(kind=_CHANGE_ACTIVITY[type(command)],
+                                       change=self._change(command))]
+        if isinstance(command, Emit):
+            return [EventEffect(event=command.event)]
+        return None
+
+    async def _flush(self) -> None:
+        effects, self.pending = self.pending, []
+        if not effects:
+            return
+        try:
+            await workflow.execute_local_activity(
+                "apply_effects", EffectBatch(subscription_id=self.state.id, effects=effects),
+                result_type=int, start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY)
+        except ActivityError as err:
+            raise RuntimeError(f"activity apply_effects failed permanently: {err.cause}") from err
+
+    def _grant(self, command: GrantCredits) -> CreditGrant:
+        s = self.state
+        return CreditGrant(
+            idempotency_key=command.idempotency_key, customer_id=s.customer_id,
+            subscription_id=s.id, period_key=command.period_key, amount=command.amount,
+            period_start=command.period_start, period_end=command.period_end)
+
+    def _change(self, command: ForfeitCredits | LockPurchasedCredits | UnlockPurchasedCredits
+                ) -> CreditPeriodChange:
+        s = self.state
+        return CreditPeriodChange(
+            idempotency_key=command.idempotency_key, customer_id=s.customer_id,
+            subscription_id=s.id, period_key=command.period_key, at=command.at)
 
     async def _execute(self, command: Command) -> None:
         s = self.state
@@ -165,24 +246,16 @@ class SubscriptionWorkflow:
                 payment_intent_id=result.payment_intent_id,
                 decline_code=result.decline_code, message=result.message)
             await self._apply(lifecycle.apply_outcome(self.state, outcome, workflow.now()))
+        # Ledger and event commands reach here only in runs recorded before the batching.
         elif isinstance(command, GrantCredits):
-            await self._activity("grant_period_credits", CreditGrant(
-                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
-                subscription_id=s.id, period_key=command.period_key, amount=command.amount,
-                period_start=command.period_start, period_end=command.period_end), None)
+            await self._activity("grant_period_credits", self._grant(command), None)
         elif isinstance(command, ForfeitCredits | LockPurchasedCredits):
-            name = ("forfeit_period_credits" if isinstance(command, ForfeitCredits)
-                    else "lock_purchased_credits")
-            await self._activity(name, CreditPeriodChange(
-                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
-                subscription_id=s.id, period_key=command.period_key, at=command.at), None)
+            await self._activity(_CHANGE_ACTIVITY[type(command)], self._change(command), None)
         elif isinstance(command, UnlockPurchasedCredits):  # D12: new; absent from old histories
             if (command.idempotency_key.endswith(lifecycle.SUBSCRIBE_UNLOCK)
                     and not workflow.patched(PATCH_UNLOCK_ON_SUBSCRIBE)):
                 return  # a history recorded before the D16 unlock on subscribe existed
-            await self._activity("unlock_purchased_credits", CreditPeriodChange(
-                idempotency_key=command.idempotency_key, customer_id=s.customer_id,
-                subscription_id=s.id, period_key=command.period_key, at=command.at), None)
+            await self._activity("unlock_purchased_credits", self._change(command), None)
         elif isinstance(command, CollectPendingCharges | DiscardPendingCharges):
             request = PendingChargesRequest(
                 idempotency_key=command.idempotency_key, subscription_id=s.id,
@@ -216,17 +289,35 @@ class SubscriptionWorkflow:
 
     # Visibility --------------------------------------------------------------------------------
 
+    def _wanted_search_attributes(self) -> list[SearchAttributePair]:
+        s = self.state
+        return [SearchAttributePair(key, value) for key, value in (
+            (contract.STATUS, s.status.value), (contract.CUSTOMER, s.customer_id),
+            (contract.ORGANIZATION, s.organization_id), (contract.PLAN, s.plan.id),
+            (contract.PERIOD_END, s.current_period_end), (contract.CANCEL_AT, s.cancel_at))]
+
+    def _upsert(self, pairs: list[SearchAttributePair]) -> None:
+        if pairs:
+            workflow.upsert_search_attributes([
+                pair.key.value_set(pair.value) if pair.value is not None
+                else pair.key.value_unset() for pair in pairs])
+            self.published.update((pair.key.name, pair.value) for pair in pairs)
+
+    def _sync_search_attributes(self) -> None:
+        """Batched runs publish when the workflow goes idle (before it waits), only what
+        changed: each upsert is a history event and a visibility-store write. While an
+        activity is in flight the UI shows the state before it; a renewal's new period end
+        reaches the next run through continue-as-new instead of an upsert."""
+        if self.batched:
+            self._upsert([pair for pair in self._wanted_search_attributes()
+                          if self.published.get(pair.key.name) != pair.value])
+
     def _publish(self) -> None:
         s = self.state
-        workflow.upsert_search_attributes([
-            contract.STATUS.value_set(s.status.value),
-            contract.CUSTOMER.value_set(s.customer_id),
-            contract.ORGANIZATION.value_set(s.organization_id),
-            contract.PLAN.value_set(s.plan.id),
-            contract.PERIOD_END.value_set(s.current_period_end),
-            contract.CANCEL_AT.value_set(s.cancel_at) if s.cancel_at
-            else contract.CANCEL_AT.value_unset(),
-        ])
+        if not self.batched:  # runs recorded before the batching: every attribute, every time
+            self._upsert(self._wanted_search_attributes())
+        elif not self.published:  # a new subscription is searchable before its first charge
+            self._sync_search_attributes()
         workflow.set_current_details(
             f"**{s.status.value}** · plan `{s.plan.id}` · customer `{s.customer_id}`\n\n"
             f"period {s.current_period_start.isoformat()} → {s.current_period_end.isoformat()}"
@@ -370,6 +461,11 @@ class SubscriptionWorkflow:
     @update_accept_retention_offer.validator
     def _validate_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
         self._validate(request)
+
+
+_CHANGE_ACTIVITY = {ForfeitCredits: "forfeit_period_credits",
+                    LockPurchasedCredits: "lock_purchased_credits",
+                    UnlockPurchasedCredits: "unlock_purchased_credits"}
 
 
 def _application_error(refused: RequestRefused) -> ApplicationError:

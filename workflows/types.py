@@ -15,6 +15,10 @@ class SubscriptionInput(BaseModel):
 
     new: NewSubscription | None = None
     state: SubscriptionState | None = None
+    # Set by continue-as-new from a run that batched its local writes (PATCH_BATCHED_EFFECTS):
+    # the next run batches too without checking the patch again, which would cost a marker
+    # and a TemporalChangeVersion search-attribute write on every renewal.
+    batched: bool = False
 
 
 class RejectedSignal(BaseModel):

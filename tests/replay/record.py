@@ -6,10 +6,16 @@
 Each scenario drives one subscription through the real worker (workflow + every activity) on a
 fresh time-skipping Temporal server, localstripe and a throw-away SQLite file, then writes the
 history of every run of the workflow (continue-as-new starts a new run after each renewal) to
-``histories/<scenario>-run<N>.json``. Re-record only on purpose: the committed files are the
-histories that running subscriptions in production would have, so replaying them proves a
-workflow change is safe for those subscriptions. A change that fails the replay goes behind
-``workflow.patched`` (README: "Changing the workflow safely"); it does not get re-recorded away.
+``histories/<generation>/<scenario>-run<N>.json``. Re-record only on purpose: the committed
+files are the histories that running subscriptions in production would have, so replaying them
+proves a workflow change is safe for those subscriptions. A change that fails the replay goes
+behind ``workflow.patched`` (README: "Changing the workflow safely"); it does not get
+re-recorded away. Once it is in, its histories are recorded as a new generation (a new
+directory, ``CURRENT`` below) beside the old ones, which stay and keep being replayed.
+
+Generations: ``per-write`` (one activity per ledger or event write, before
+PATCH_BATCHED_EFFECTS) and ``batched`` (the local writes of a decision in one local activity,
+search attributes upserted on change).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from workers.main import build_worker
 from workflows import client_ops, contract
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+CURRENT = HISTORIES / "batched"  # where new recordings go
 MINUTE = timedelta(minutes=1)
 
 
@@ -193,7 +200,7 @@ async def run_chain(client: Client, workflow_id: str) -> list[str]:
 
 
 async def record(name: str, localstripe_url: str, workdir: Path,
-                 out: Path = HISTORIES) -> list[Path]:
+                 out: Path = CURRENT) -> list[Path]:
     url = f"sqlite:///{workdir / f'{name}.db'}"
     upgrade(url)
     settings = Settings(database_url=url, stripe=stripe_settings(localstripe_url),
@@ -217,12 +224,12 @@ async def record(name: str, localstripe_url: str, workdir: Path,
 
 
 async def main(names: list[str]) -> None:
-    HISTORIES.mkdir(exist_ok=True)
+    CURRENT.mkdir(parents=True, exist_ok=True)
     stripe = start_localstripe()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in names or list(SCENARIOS):
-                for old in HISTORIES.glob(f"{name}-run*.json"):
+                for old in CURRENT.glob(f"{name}-run*.json"):
                     old.unlink()
                 for path in await record(name, stripe.url, Path(tmp)):
                     print(f"wrote {path.relative_to(HISTORIES.parent.parent.parent)}")

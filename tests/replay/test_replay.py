@@ -1,5 +1,8 @@
 """Replay safety: the recorded histories (tests/replay/histories, made by tests/replay/record.py)
-replay against the current SubscriptionWorkflow without a nondeterminism error.
+replay against the current SubscriptionWorkflow without a nondeterminism error. Each
+generation (a directory: ``per-write`` recorded before PATCH_BATCHED_EFFECTS, ``batched``
+after) holds every scenario; old generations stay, because subscriptions started then are still
+running somewhere.
 
 A history stands for a subscription running in production when a new worker version is
 deployed: if the new code would issue different commands for the same events, that
@@ -28,7 +31,8 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-FILES = sorted(HISTORIES.glob("*.json"))
+FILES = sorted(HISTORIES.glob("*/*.json"))
+GENERATIONS = {"per-write", "batched"}
 SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "reactivate",
              "postpone", "dunning_recovers", "dunning_cancels"}
 
@@ -40,14 +44,16 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id, text)
 
 
-def test_every_scenario_has_recorded_histories():
-    recorded = {p.stem.rsplit("-run", 1)[0] for p in FILES}
-    assert recorded == SCENARIOS
+@pytest.mark.parametrize("generation", sorted(GENERATIONS))
+def test_every_scenario_has_recorded_histories(generation: str):
+    files = [p for p in FILES if p.parent.name == generation]
+    assert {p.stem.rsplit("-run", 1)[0] for p in files} == SCENARIOS
     # continue-as-new is covered: renewals has runs that start from carried state
-    assert len([p for p in FILES if p.stem.startswith("renewals-")]) >= 2
+    assert len([p for p in files if p.stem.startswith("renewals-")]) >= 2
+    assert {p.parent.name for p in FILES} == GENERATIONS
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.stem}" for p in FILES])
 async def test_history_replays_against_current_workflow(path: Path):
     replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(path))
@@ -55,31 +61,28 @@ async def test_history_replays_against_current_workflow(path: Path):
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE, sandboxed=False)
-class SwappedFirstCommands:
-    """The real workflow's code, except that the first decision's commands run in reverse
-    order (the charge before the "created" event): an innocent-looking refactor."""
-
-    _publish = SubscriptionWorkflow._publish
-    _execute = SubscriptionWorkflow._execute
-    _activity = SubscriptionWorkflow._activity
-    _apply = SubscriptionWorkflow._apply
+class SwappedFirstCommands(SubscriptionWorkflow):
+    """The real workflow, except that the first decision's commands run in reverse order (the
+    charge before the "created" event): an innocent-looking refactor."""
 
     @workflow.run
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
         decision = lifecycle.create(inp.new, workflow.now())
-        self.state = decision.state
-        self._publish()
-        for command in reversed(decision.commands):
-            await self._execute(command)
+        await self._apply(decision.model_copy(
+            update={"commands": tuple(reversed(decision.commands))}))
         return self.state
 
 
-async def test_a_reordered_workflow_fails_replay():
+@pytest.mark.parametrize(("generation", "message"), [
+    ("per-write", "Activity type of scheduled event 'record_event' does not match activity "
+                  "type of activity command 'charge'"),
+    ("batched", "Missing associated machine for LocalActivity"),
+])
+async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
     replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=pydantic_data_converter)
     with pytest.raises(workflow.NondeterminismError) as err:
-        await replayer.replay_workflow(load(HISTORIES / "renewals-run1.json"))
-    assert ("Activity type of scheduled event 'record_event' does not match activity type of "
-            "activity command 'charge'") in str(err.value)
+        await replayer.replay_workflow(load(HISTORIES / generation / "renewals-run1.json"))
+    assert message in str(err.value)
 
 
 @pytest.mark.temporal
