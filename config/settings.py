@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     # Temporal SDK runtime metrics of the worker, Prometheus text at http://<address>/metrics;
     # empty turns them off.
     worker_metrics_address: str = "127.0.0.1:9464"
+    # Run workflow code in the SDK's sandbox. Off by default: the sandbox re-imports the
+    # workflow module for every run, and with a run per renewal that was ~40 % of the
+    # worker's CPU (README "Benchmarks"). Determinism is kept by the design (a pure core
+    # passed through the sandbox anyway) and checked in CI: the recorded histories replay
+    # in the sandbox (tests/replay), which refuses I/O, clocks and randomness.
+    workflow_sandbox: bool = False
 
 
 @lru_cache

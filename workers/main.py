@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.credits import CreditActivities
 from activities.effects import EffectActivities
@@ -61,6 +62,8 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=workflows or [SubscriptionWorkflow],
         activities=build_activities(settings, engine),
+        workflow_runner=(SandboxedWorkflowRunner() if settings.workflow_sandbox
+                         else UnsandboxedWorkflowRunner()),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )
