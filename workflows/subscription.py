@@ -2,7 +2,9 @@
 
 One workflow per subscription (id ``subscription-<id>``). It sleeps until the core's next
 wake-up, feeds time, requests and payment outcomes into ``domain.lifecycle``, and executes the
-commands it gets back through activities. Signals and updates share one inbox processed by the
+commands it gets back through activities: each Stripe call (charge, refund, pending charges) is
+its own activity, and the ledger and event writes of a decision go together through one local
+activity (``apply_effects``). Signals and updates share one inbox processed by the
 main loop, so every request takes the same path, strictly one at a time, always after the
 transitions due at that instant. It continues as new after each renewal, once all handlers
 have finished, so history stays bounded for the lifetime of a subscription.
