@@ -10,12 +10,13 @@ one marker in the history instead of six events per write (see bench/ and README
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from temporalio import activity
 
 from activities.credits import CreditActivities
 from activities.events import EventActivities
 from activities.types import CreditChangeEffect, EffectBatch, EventEffect, GrantEffect
-from domain.model import Event
 
 
 class EffectActivities:
@@ -26,16 +27,13 @@ class EffectActivities:
     def apply_effects(self, batch: EffectBatch) -> int:
         """Apply the batch in order (consecutive events in one transaction); returns how many
         effects it held."""
-        events: list[Event] = []
-        for effect in [*batch.effects, None]:
-            if isinstance(effect, EventEffect):
-                events.append(effect.event)
+        for is_event, run in groupby(batch.effects, lambda e: isinstance(e, EventEffect)):
+            if is_event:
+                self.events.record_events([effect.event for effect in run])
                 continue
-            if events:
-                self.events.record_events(events)
-                events = []
-            if isinstance(effect, GrantEffect):
-                self.credits.grant_period_credits(effect.grant)
-            elif isinstance(effect, CreditChangeEffect):
-                getattr(self.credits, effect.kind)(effect.change)
+            for effect in run:
+                if isinstance(effect, GrantEffect):
+                    self.credits.grant_period_credits(effect.grant)
+                elif isinstance(effect, CreditChangeEffect):
+                    getattr(self.credits, effect.kind)(effect.change)
         return len(batch.effects)

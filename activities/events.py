@@ -15,14 +15,12 @@ class EventActivities:
 
     @activity.defn(name="record_event")
     def record_event(self, event: Event) -> None:
-        store.append(self.engine, event)
-        # subscription_id comes from the workflow id in the activity's log context
-        activity.logger.info("event %s", event.type, extra={"event_id": event.id,
-                                                            "event_type": event.type})
+        self.record_events([event])
 
     def record_events(self, events: list[Event]) -> None:
-        """The events of one decision in one transaction (called by apply_effects)."""
+        """The events of one decision in one transaction (apply_effects passes several)."""
         store.append_many(self.engine, events)
         for event in events:
+            # subscription_id comes from the workflow id in the activity's log context
             activity.logger.info("event %s", event.type, extra={"event_id": event.id,
                                                                 "event_type": event.type})

@@ -135,14 +135,14 @@ class SubscriptionWorkflow:
         return self.state
 
     def _continue_as_new(self) -> None:
-        if not self.batched:
-            workflow.continue_as_new(SubscriptionInput(state=self.state))
-        # The next run starts with this run's final search attributes: no upsert for them.
-        workflow.continue_as_new(
-            SubscriptionInput(state=self.state, batched=True),
-            search_attributes=TypedSearchAttributes(
-                [pair for pair in (self._wanted_search_attributes())
-                 if pair.value is not None]))
+        if self.batched:
+            # The next run starts with this run's final search attributes: no upsert for them.
+            workflow.continue_as_new(
+                SubscriptionInput(state=self.state, batched=True),
+                search_attributes=TypedSearchAttributes(
+                    [pair for pair in self._wanted_search_attributes()
+                     if pair.value is not None]))
+        workflow.continue_as_new(SubscriptionInput(state=self.state))
 
     def _should_continue_as_new(self) -> bool:
         return (self.state.period_index != self.started_period
@@ -210,15 +210,9 @@ class SubscriptionWorkflow:
 
     async def _flush(self) -> None:
         effects, self.pending = self.pending, []
-        if not effects:
-            return
-        try:
-            await workflow.execute_local_activity(
-                "apply_effects", EffectBatch(subscription_id=self.state.id, effects=effects),
-                result_type=int, start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY)
-        except ActivityError as err:
-            raise RuntimeError(f"activity apply_effects failed permanently: {err.cause}") from err
+        if effects:
+            await self._activity("apply_effects", EffectBatch(
+                subscription_id=self.state.id, effects=effects), int, local=True)
 
     def _grant(self, command: GrantCredits) -> CreditGrant:
         s = self.state
@@ -278,8 +272,12 @@ class SubscriptionWorkflow:
         else:  # pragma: no cover - a new command without a mapping is a bug
             raise RuntimeError(f"no activity for command {command!r}")
 
-    async def _activity(self, name: str, arg, result_type):
+    async def _activity(self, name: str, arg, result_type, *, local: bool = False):
         try:
+            if local:
+                return await workflow.execute_local_activity(
+                    name, arg, result_type=result_type,
+                    start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
             return await workflow.execute_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY)
