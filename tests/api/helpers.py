@@ -80,6 +80,12 @@ async def get_subscription(api: httpx.AsyncClient, org: Org, sub_id: str) -> dic
     return r.json()
 
 
+async def list_events(api: httpx.AsyncClient, org: Org, sub_id: str) -> list[dict[str, Any]]:
+    r = await api.get(f"/v1/subscriptions/{sub_id}/events", headers=org.member)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
 def renewal_date(sub: dict[str, Any]) -> datetime:
     """The date inside the D2 line, which must equal ``renewal.date``."""
     line = sub["renewal"]["line"]

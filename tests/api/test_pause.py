@@ -17,20 +17,15 @@ from tests.api.helpers import (
     dt,
     get_subscription,
     iso,
+    list_events,
     settle,
 )
 
 pytestmark = pytest.mark.temporal
 
 
-async def _events(api, org, sub_id: str) -> list[dict]:
-    r = await api.get(f"/v1/subscriptions/{sub_id}/events", headers=org.member)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]
-
-
 async def _types(api, org, sub_id: str) -> list[str]:
-    return [e["type"] for e in await _events(api, org, sub_id)]
+    return [e["type"] for e in await list_events(api, org, sub_id)]
 
 
 async def _credits(api, org, customer_id: str) -> dict:
@@ -155,7 +150,7 @@ async def test_pause_now_then_cancel_immediately(api, env, org):
 
     # Past the old resume date nothing wakes up and nothing is charged.
     await env.sleep(resume_at - await env.get_current_time() + timedelta(days=1))
-    events = await _events(api, org, sid)
+    events = await list_events(api, org, sid)
     types = [e["type"] for e in events]
     assert types.count("invoice.paid") == 1 and "customer.subscription.resumed" not in types
     paused_event = events[types.index("customer.subscription.paused")]

@@ -19,17 +19,12 @@ from tests.api.helpers import (
     create_subscription,
     dt,
     get_subscription,
+    list_events,
     settle,
 )
 from workflows import client_ops
 
 pytestmark = pytest.mark.temporal
-
-
-async def _events(api, org, sid: str) -> list[dict]:
-    r = await api.get(f"/v1/subscriptions/{sid}/events", headers=org.member)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]
 
 
 async def test_non_renewing_to_yearly_is_active_and_renews_at_the_new_price(api, env, org):
@@ -53,10 +48,10 @@ async def test_non_renewing_to_yearly_is_active_and_renews_at_the_new_price(api,
     assert changed["status"] == "active" and changed["cancel_at"] is None  # D11
     assert changed["plan"] == "pro-monthly" and changed["pending_plan"] == "pro-yearly"
     assert changed["renewal"]["line"] == f"Renewing on {end.isoformat()}"
-    updated = (await _events(api, org, sid))[-1]
+    updated = (await list_events(api, org, sid))[-1]
     assert updated["type"] == "customer.subscription.updated"
     assert updated["data"]["previous_attributes"]["status"] == "non_renewing"
-    paid = [e for e in await _events(api, org, sid) if e["type"] == "invoice.paid"]
+    paid = [e for e in await list_events(api, org, sid) if e["type"] == "invoice.paid"]
     assert len(paid) == 1  # nothing charged for the change itself
 
     await env.sleep(end - await env.get_current_time() + timedelta(hours=1))
@@ -70,7 +65,7 @@ async def test_non_renewing_to_yearly_is_active_and_renews_at_the_new_price(api,
     assert current["status"] == "active" and current["pending_plan"] is None
     assert dt(current["current_period_end"]) == boundary(end, "year", 1, 1)
     assert dt(current["billing_cycle_anchor"]) == end
-    paid = [e for e in await _events(api, org, sid) if e["type"] == "invoice.paid"]
+    paid = [e for e in await list_events(api, org, sid) if e["type"] == "invoice.paid"]
     assert [e["data"]["previous_attributes"]["amount_paid"] for e in paid] == [2000, 20000]
 
     # The signal takes the same inbox path: back to monthly at the next (yearly) renewal.
