@@ -28,6 +28,8 @@ UPDATE_RESUME = "resume_subscription"
 UPDATE_CHANGE_PLAN = "change_plan"
 SIGNAL_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
 UPDATE_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
+# Answers once nothing is in flight (first charge settled, read model written); changes nothing.
+UPDATE_SETTLED = "settled"
 QUERY_STATE = "state"
 QUERY_EVENTS = "events"
 QUERY_REJECTED = "rejected_signals"

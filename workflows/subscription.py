@@ -95,6 +95,9 @@ class SubscriptionWorkflow:
         self.published = {pair.key.name: pair.value
                           for pair in workflow.info().typed_search_attributes}
         self.batched: bool | None = True if inp.batched else None  # see _batching()
+        # True while the main loop waits with nothing in flight: no charge, no unflushed
+        # write (the read model is current). The `settled` update answers then.
+        self.idle = False
 
     # Main loop ---------------------------------------------------------------------------
 
@@ -113,17 +116,21 @@ class SubscriptionWorkflow:
             if self.state.ended:
                 break
             if self._should_continue_as_new():
+                self.idle = True
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                self.idle = False
                 if not self.inbox:
                     self._continue_as_new()
                 continue
             self._sync_search_attributes()
             wake = lifecycle.next_wakeup(self.state)
             timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
+            self.idle = True
             try:
                 await workflow.wait_condition(lambda: bool(self.inbox), timeout=timeout)
             except TimeoutError:
                 pass
+            self.idle = False
         # Ended: answer anything still queued (it is refused: the subscription is over).
         for item in self.inbox:
             self._refuse(item, RequestRefused("subscription_ended", lifecycle.ENDED_MESSAGE
@@ -131,6 +138,7 @@ class SubscriptionWorkflow:
                                               "the subscription has already ended"))
         self.inbox.clear()
         self._sync_search_attributes()
+        self.idle = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
@@ -374,6 +382,14 @@ class SubscriptionWorkflow:
         self.inbox.append(_Inbox(request, wait=False))
 
     # Updates: validated, answer with the new state -----------------------------------------------
+
+    @workflow.update(name=contract.UPDATE_SETTLED)
+    async def update_settled(self) -> SubscriptionState:
+        """The state once nothing is in flight (the first charge has its outcome, the read
+        model is written): what a caller that just started the workflow waits for, in one
+        call instead of polling. Changes nothing, so it needs no validator."""
+        await workflow.wait_condition(lambda: self.idle)
+        return self.state
 
     async def _submit(self, request: Request) -> SubscriptionState:
         item = _Inbox(request, wait=True)
