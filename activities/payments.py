@@ -10,7 +10,10 @@ Error contract with the workflow:
 - retryable gateway errors (429, 5xx, timeouts, connection errors, a refund in progress) and
   database errors propagate unchanged, so Temporal retries them with the activity's policy;
 - non-retryable errors (invalid request, bad key, idempotency conflict) become
-  ``ApplicationError(non_retryable=True)`` whose ``type`` is the error class name.
+  ``ApplicationError(non_retryable=True)`` whose ``type`` is the error class name and whose
+  details carry Stripe's HTTP status, code and request id: the workflow holds the
+  subscription for an operator (workflows/failures.py) and this logs the one line to start
+  from. A card that cannot pay is never one of these: it is a decline.
 Every call is idempotent by the request's ``idempotency_key``, so a retry never pays twice.
 """
 
@@ -35,8 +38,13 @@ def _translate(fn):
         except PaymentError as err:
             if err.retryable:
                 raise
-            raise ApplicationError(str(err), {"http_status": err.http_status, "code": err.code},
-                                   type=type(err).__name__, non_retryable=True) from err
+            facts = {"http_status": err.http_status, "code": err.code,
+                     "request_id": err.request_id}
+            activity.logger.error("%s failed for good: %s", fn.__name__, err, extra={
+                "error_type": type(err).__name__, "stripe_request_id": err.request_id,
+                "http_status": err.http_status, "stripe_code": err.code})
+            raise ApplicationError(str(err), facts, type=type(err).__name__,
+                                   non_retryable=True) from err
     return wrapper
 
 

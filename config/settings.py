@@ -55,6 +55,9 @@ class DunningSettings(BaseModel):
     )
     grace_period: timedelta = timedelta(days=5)
     final_action: Literal["cancel", "unpaid"] = "cancel"
+    # A Stripe or database call that keeps failing (retryably) this long holds the
+    # subscription for an operator's retry (README "Held subscriptions").
+    call_alarm_after: timedelta = timedelta(hours=1)
 
 
 class CreditSettings(BaseModel):

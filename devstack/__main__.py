@@ -17,18 +17,14 @@ from pathlib import Path
 
 from config.settings import REPO_ROOT
 from devstack.processes import ManagedProcess, wait_for_port
+from workflows import contract
 
 VAR = REPO_ROOT / "var"
 BIN = Path(sys.executable).parent
 
-SEARCH_ATTRIBUTES = {
-    "SubscriptionStatus": "Keyword",
-    "CustomerId": "Keyword",
-    "OrganizationId": "Keyword",
-    "PlanId": "Keyword",
-    "CurrentPeriodEnd": "Datetime",
-    "CancelAt": "Datetime",
-}
+# Name -> the kind the temporal CLI takes, from the one list in workflows/contract.py.
+SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.removeprefix(
+    "INDEXED_VALUE_TYPE_").capitalize() for key in contract.SEARCH_ATTRIBUTES}
 
 LOCAL_ENV = {
     "SUBS_DATABASE_URL": f"sqlite:///{VAR / 'subscriptions.db'}",

@@ -113,3 +113,15 @@ class PaymentOutcome(Frozen):
     payment_intent_id: str | None = None
     decline_code: str | None = None
     message: str | None = None
+
+
+class CallFailed(Frozen):
+    """A command's call failed so that only an operator can fix it (the shell's view of a
+    non-retryable activity error, or one that kept failing past the alarm bound)."""
+
+    idempotency_key: str
+    activity: str
+    code: str
+    message: str
+    stripe_request_id: str | None = None
+    charge: Charge | None = None  # the Charge whose call failed, if it was one

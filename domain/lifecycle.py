@@ -4,9 +4,10 @@ Three kinds of input drive it:
 - time: ``advance`` applies every transition due at ``now`` (start, trial end, renewal,
   a scheduled cancellation taking effect, a dunning retry), stopping at a Charge whose
   outcome it needs;
-- money: ``apply_outcome`` takes the result of that Charge;
+- money: ``apply_outcome`` takes the result of that Charge; ``hold`` takes a call that failed
+  so that only an operator can fix it (the subscription waits, visibly, for a Retry);
 - people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update,
-  pause, resume, plan change at period end),
+  pause, resume, plan change at period end, an operator's retry of a held subscription),
   refusing it with a reason when the rules do not allow it. ``validate`` answers "would
   handle accept this now?" without changing anything, for Temporal update validators.
 
@@ -24,6 +25,7 @@ from domain.commands import (
     CollectPendingCharges,
     Command,
     DiscardPendingCharges,
+    CallFailed,
     Emit,
     ForfeitCredits,
     GrantCredits,
@@ -42,6 +44,7 @@ from domain.model import (
     Dunning,
     Event,
     Frozen,
+    Hold,
     Pausing,
     Status,
     SubscriptionState,
@@ -58,6 +61,7 @@ from domain.requests import (
     Reactivate,
     Request,
     Resume,
+    Retry,
 )
 
 RECENT_EVENTS_KEPT = 25
@@ -382,6 +386,59 @@ def apply_outcome(state: SubscriptionState, outcome: PaymentOutcome, now: dateti
     return _declined(state, outcome, now)
 
 
+# Held: waiting for an operator ------------------------------------------------------------------
+
+
+def hold(state: SubscriptionState, failure: CallFailed, now: datetime) -> Decision:
+    """A call failed so that retrying alone cannot fix it. Nothing about the customer changes
+    (status, access, dates): the subscription waits, visibly, for an operator's Retry. For the
+    charge in flight the core takes the charge back (cancel, reactivate and postpone are
+    handled meanwhile, and Retry issues it again); for any other call the shell waits where
+    it stopped."""
+    now = require_utc(now, "now")
+    held = Hold(code=failure.code, message=failure.message, activity=failure.activity,
+                since=now, idempotency_key=failure.idempotency_key,
+                stripe_request_id=failure.stripe_request_id)
+    update: dict[str, Any] = {"hold": held}
+    if failure.charge is not None and state.awaiting_charge == failure.idempotency_key:
+        update["hold"] = held.model_copy(update={"charge_attempt": failure.charge.attempt,
+                                                 "charge_purpose": failure.charge.purpose})
+        update["awaiting_charge"] = None
+    return Decision(state=state.model_copy(update=update))
+
+
+def release(state: SubscriptionState) -> Decision:
+    """The shell retried the held call (not a charge) on an operator's Retry."""
+    return Decision(state=state.model_copy(update={"hold": None}))
+
+
+def _retry_held(state: SubscriptionState, req: Retry, now: datetime) -> Decision:
+    _refuse_if_ended(state, "retried")
+    held = state.hold
+    if held is None:
+        raise RequestRefused("not_held", "the subscription is not held: there is nothing to "
+                             "retry")
+    if held.charge_attempt is None or held.charge_purpose is None:
+        raise RuntimeError("a hold in the middle of a call is retried by the workflow itself")
+    charge = Charge(idempotency_key=held.idempotency_key, period_key=state.period_key,
+                    attempt=held.charge_attempt, amount=state.price,
+                    currency=state.plan.currency, purpose=held.charge_purpose)
+    after = state.model_copy(update={"hold": None, "awaiting_charge": held.idempotency_key})
+    return Decision(state=after, commands=(charge,))
+
+
+# What a held subscription still accepts: ending or keeping it is the customer's right even
+# while we cannot charge; changes that would open or move periods wait for the retry.
+_WHILE_HELD = (Cancel, Reactivate, Postpone, PaymentMethodUpdated, Retry)
+
+
+def _refuse_if_held(state: SubscriptionState, request: Request) -> None:
+    if state.hold is not None and not isinstance(request, _WHILE_HELD):
+        raise RequestRefused("subscription_held", f"the subscription is waiting for an "
+                             f"operator ({state.hold.code}); {request.kind} is possible once "
+                             "it is retried")
+
+
 # Ending ----------------------------------------------------------------------------------------
 
 
@@ -430,6 +487,7 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
         "cancellation": state.cancellation if scheduled and state.cancellation else cancellation,
         "dunning": None,
         "awaiting_charge": None,
+        "hold": None,  # nothing is retried for an ended subscription
         "pause": None,
         "pending_plan": None,  # an ended subscription has no next renewal
     })
@@ -442,8 +500,9 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
 
 
 def next_wakeup(state: SubscriptionState) -> datetime | None:
-    """When ``advance`` next has something to do; None while nothing is scheduled."""
-    if state.awaiting_charge is not None or state.ended:
+    """When ``advance`` next has something to do; None while nothing is scheduled (and
+    while held: time stands still until the operator's Retry)."""
+    if state.awaiting_charge is not None or state.ended or state.hold is not None:
         return None
     if state.status == Status.SCHEDULED:
         return state.start_date
@@ -634,6 +693,8 @@ def _postpone(state: SubscriptionState, req: Postpone, now: datetime) -> Decisio
 def _payment_method_updated(state: SubscriptionState, req: PaymentMethodUpdated,
                             now: datetime) -> Decision:
     _refuse_if_ended(state, "updated")
+    if state.hold is not None:  # the held charge goes first, on the operator's Retry
+        return Decision(state=state)
     if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID) and state.dunning:
         return _retry(state, now)
     return Decision(state=state)
@@ -852,6 +913,7 @@ _HANDLERS = {
     Resume: _resume_request,
     ChangePlan: _change_plan,
     AcceptRetentionOffer: _accept_retention_offer,
+    Retry: _retry_held,
 }
 
 
@@ -864,6 +926,7 @@ def handle(state: SubscriptionState, request: Request, now: datetime) -> Decisio
         raise RuntimeError("a charge is in flight; apply its outcome before handling requests")
     if (due := next_wakeup(state)) is not None and due <= now:
         raise RuntimeError("advance the state to now before handling requests")
+    _refuse_if_held(state, request)
     return _HANDLERS[type(request)](state, request, now)
 
 

@@ -85,6 +85,27 @@ class Dunning(Frozen):
     last_decline_code: str | None = None
 
 
+class Hold(Frozen):
+    """The subscription waits for an operator: a call failed in a way retrying cannot fix by
+    itself (Stripe refused our key or request, an unknown error, or a call that kept failing
+    past the alarm bound). Time stands still while held (no renewal, dunning retry or
+    scheduled end fires) and the customer keeps the access they had: the fault is ours, not
+    theirs. A Retry request issues the same call again, with the same idempotency key.
+
+    ``charge_*`` describe the charge to issue again when the charge in flight was held (the
+    core then handles cancel, reactivate and postpone meanwhile); without them the hold is
+    in the middle of other work and the workflow itself waits for the Retry."""
+
+    code: str  # stripe_authentication, stripe_permission, stripe_rejected, call_stalled, ...
+    message: str
+    activity: str
+    since: datetime
+    idempotency_key: str
+    stripe_request_id: str | None = None
+    charge_attempt: int | None = None
+    charge_purpose: Literal["renewal", "first_period"] | None = None
+
+
 class RetentionOffer(Frozen):
     """D14: offered instead of cancelling: ``percent_off`` on the next ``periods`` charges."""
 
@@ -116,6 +137,9 @@ class BillingPolicy(Frozen):
 
     # D14: the retention step's offer (a discount on the next N periods), or None.
     retention_offer: RetentionOffer | None = None
+    # A call still failing (retryably) after this long holds the subscription for an
+    # operator, like a call that failed for good (see Hold).
+    call_alarm_after: timedelta = timedelta(hours=1)
 
     @property
     def max_attempts(self) -> int:
@@ -157,6 +181,8 @@ class SubscriptionState(Frozen):
     dunning: Dunning | None = None
     # The charge in flight ({subscription}:{period}:{attempt}); its outcome is awaited.
     awaiting_charge: str | None = None
+    # Waiting for an operator's Retry (see Hold); None otherwise.
+    hold: Hold | None = None
     # D5: a cancellation postponed past the paid-through date gives an unpaid extension period.
     in_extension: bool = False
     # D12: a scheduled or current pause; ``pauses`` counts every pause ever taken.

@@ -100,8 +100,16 @@ class AcceptRetentionOffer(Frozen):
     requested_by: Actor = Actor()
 
 
+class Retry(Frozen):
+    """An operator's go-ahead for a held subscription (see domain.model.Hold): the held call
+    runs again with the same idempotency key, so what already succeeded is not repeated."""
+
+    kind: Literal["retry"] = "retry"
+    requested_by: Actor = Actor(kind="operator")
+
+
 Request = Annotated[
     Cancel | Reactivate | Postpone | PaymentMethodUpdated | Pause | Resume | ChangePlan
-    | AcceptRetentionOffer,
+    | AcceptRetentionOffer | Retry,
     Field(discriminator="kind")
 ]

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from activities.types import ChargeRequest, ChargeResult
 from payments import store
 from payments.errors import (NonRetryableGatewayError, PaymentError, PaymentRequestError,
-                             RetryableGatewayError)
+                             RetryableGatewayError, payment_method_unusable)
 from payments.gateway import Intent, StripeGateway, stripe_key
 from payments.models import ChargeAttempt
 from payments.records import ChargeRecord
@@ -79,17 +79,25 @@ class Charging:
                                        "the customer has no default payment method",
                                        only_without_intent=True), None
         pm = customer.default_payment_method
-        intent = self.gateway.create_payment_intent(
-            # The payment method is part of the key: real Stripe rejects a key replayed with
-            # different parameters, and the default may change between a crash and the retry.
-            stripe_key(attempt.idempotency_key, "create", pm),
-            amount=attempt.amount, currency=attempt.currency,
-            customer=customer.stripe_customer_id, payment_method=pm,
-            metadata={"idempotency_key": attempt.idempotency_key,
-                      "subscription_id": attempt.subscription_id,
-                      "customer_id": attempt.customer_id, "purpose": attempt.purpose,
-                      "period_key": attempt.period_key,
-                      "description": (attempt.description or "")[:500]})
+        try:
+            intent = self.gateway.create_payment_intent(
+                # The payment method is part of the key: real Stripe rejects a key replayed
+                # with different parameters, and the default may change between a crash and
+                # the retry.
+                stripe_key(attempt.idempotency_key, "create", pm),
+                amount=attempt.amount, currency=attempt.currency,
+                customer=customer.stripe_customer_id, payment_method=pm,
+                metadata={"idempotency_key": attempt.idempotency_key,
+                          "subscription_id": attempt.subscription_id,
+                          "customer_id": attempt.customer_id, "purpose": attempt.purpose,
+                          "period_key": attempt.period_key,
+                          "description": (attempt.description or "")[:500]})
+        except NonRetryableGatewayError as err:
+            if not payment_method_unusable(err):
+                raise  # ours to fix (key, permissions, request): the subscription is held
+            # Detached, deleted or rejected card: a decline, recorded with Stripe's code (D9).
+            return store.settle_charge(self.engine, attempt.id, "declined", err.code,
+                                       err.message, only_without_intent=True), None
         row = store.store_intent(self.engine, attempt.id, intent.id,
                                  customer.stripe_customer_id, pm)
         if row.payment_intent_id != intent.id:
@@ -113,10 +121,12 @@ class Charging:
             key = stripe_key(attempt.idempotency_key, "confirm", intent.id)
             try:
                 intent = self.gateway.confirm_payment_intent(intent.id, idempotency_key=key)
-            except NonRetryableGatewayError:
+            except NonRetryableGatewayError as err:
                 # Typically a concurrent confirm or cancel moved the intent on: look again.
                 latest = self.gateway.retrieve_payment_intent(intent.id)
                 if latest.status == "requires_confirmation":
+                    if payment_method_unusable(err):  # e.g. detached since the create
+                        return self._settle(attempt, "declined", err.code, err.message)
                     raise
                 intent = latest
         raise RetryableGatewayError(f"PaymentIntent {intent.id} did not settle")

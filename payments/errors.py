@@ -16,11 +16,14 @@ class PaymentError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str, *, http_status: int | None = None,
-                 code: str | None = None) -> None:
+                 code: str | None = None, param: str | None = None,
+                 request_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.code = code
+        self.param = param  # the request parameter Stripe blames (e.g. "payment_method")
+        self.request_id = request_id  # Stripe's req_..., to find the request in its dashboard
 
 
 class RetryableGatewayError(PaymentError):
@@ -47,3 +50,26 @@ class IdempotencyConflict(NonRetryableGatewayError):
 
 class PaymentRequestError(NonRetryableGatewayError):
     """A request we refuse before talking to Stripe (negative amount, unknown customer...)."""
+
+
+# Stripe error codes that mean "this payment method cannot pay", whatever the call: a business
+# fact about the customer's card (dunning, D9), not a fault of ours.
+PAYMENT_METHOD_CODES = frozenset({
+    "card_declined", "expired_card", "incorrect_number", "incorrect_cvc", "invalid_cvc",
+    "invalid_expiry_month", "invalid_expiry_year", "invalid_number", "processing_error",
+    "authentication_required", "payment_method_unactivated", "payment_method_not_available",
+    "payment_method_provider_decline", "payment_method_unexpected_state",
+    "payment_intent_authentication_failure", "payment_intent_payment_attempt_failed",
+})
+
+
+def payment_method_unusable(err: PaymentError) -> bool:
+    """A card-level permanent error: a rejected card, or a payment method Stripe no longer
+    knows (detached or deleted: 400 resource_missing on ``payment_method``). A missing
+    *customer* is not one of these: it usually means a key of the wrong account or mode."""
+    if isinstance(err, PaymentMethodRejected):
+        return True
+    if err.retryable or err.http_status not in (400, 402):
+        return False
+    return err.code in PAYMENT_METHOD_CODES or (
+        err.code == "resource_missing" and err.param in ("payment_method", "source"))

@@ -83,15 +83,17 @@ class _RateLimitedRequestsClient(stripe.RequestsClient):
 def classify(err: stripe.StripeError) -> Exception:
     """Map an SDK error (other than a decline during a charge) to our error types."""
     status = err.http_status
-    code = getattr(err, "code", None)
+    facts = {"http_status": status, "code": getattr(err, "code", None),
+             "param": getattr(err.error, "param", None) if err.error else None,
+             "request_id": err.request_id}
     message = err.user_message or str(err) or err.__class__.__name__
     if isinstance(err, stripe.APIConnectionError | stripe.RateLimitError):
-        return RetryableGatewayError(message, http_status=status, code=code)
+        return RetryableGatewayError(message, **facts)
     if status is None or status >= 500 or status in RETRYABLE_STATUSES:
-        return RetryableGatewayError(message, http_status=status, code=code)
+        return RetryableGatewayError(message, **facts)
     if isinstance(err, stripe.CardError):
-        return PaymentMethodRejected(message, http_status=status, code=code)
-    return NonRetryableGatewayError(message, http_status=status, code=code)
+        return PaymentMethodRejected(message, **facts)
+    return NonRetryableGatewayError(message, **facts)
 
 
 def _plain(obj: Any) -> dict:

@@ -27,6 +27,9 @@ from payments.gateway import StripeGateway
 from payments.models import Refund
 
 
+ALREADY_REFUNDED = "charge_already_refunded"  # Stripe's code
+
+
 class Refunds:
     """Part of PaymentService (payments.service)."""
 
@@ -64,7 +67,12 @@ class Refunds:
                     row.idempotency_key, payment_intent_id=row.payment_intent_id,
                     amount=row.amount, metadata={"subscription_id": row.subscription_id})
         except NonRetryableGatewayError as err:
-            store.settle_refund(self.engine, row.id, "failed", None, err.message)
+            if err.code == ALREADY_REFUNDED:  # refunded by hand (the dashboard) meanwhile
+                store.settle_refund(self.engine, row.id, "failed", None, err.message)
+                return RefundResult(status="skipped")
+            # Ours to fix (key, permissions): the row stays pending, so the operator's retry
+            # after the fix refunds it (the workflow holds the subscription meanwhile).
+            store.release_refund_lease(self.engine, row.id)
             raise
         return _refund_result(store.settle_refund(self.engine, row.id, "succeeded", found.id,
                                                   None))

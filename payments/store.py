@@ -140,6 +140,11 @@ def take_refund_lease(engine: Engine, refund_id: int, now: datetime, until: date
                            lease_until=until, updated_at=now)
 
 
+def release_refund_lease(engine: Engine, refund_id: int) -> None:
+    compare_and_set(engine, Refund, refund_id, [Refund.status == "pending"], lease_until=None,
+                    updated_at=utcnow())
+
+
 def settle_refund(engine: Engine, refund_id: int, status: str, stripe_refund_id: str | None,
                   message: str | None) -> Refund:
     compare_and_set(engine, Refund, refund_id, [Refund.status == "pending"], status=status,

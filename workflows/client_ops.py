@@ -32,6 +32,7 @@ from domain.requests import (
     Reactivate,
     Request,
     Resume,
+    Retry,
 )
 from workflows import contract
 from workflows.subscription import SubscriptionWorkflow
@@ -46,6 +47,7 @@ _UPDATES = {
     Resume: contract.UPDATE_RESUME,
     ChangePlan: contract.UPDATE_CHANGE_PLAN,
     AcceptRetentionOffer: contract.UPDATE_ACCEPT_RETENTION_OFFER,
+    Retry: contract.UPDATE_RETRY,
 }
 _SIGNALS = {
     Cancel: contract.SIGNAL_CANCEL,
@@ -56,6 +58,7 @@ _SIGNALS = {
     Resume: contract.SIGNAL_RESUME,
     ChangePlan: contract.SIGNAL_CHANGE_PLAN,
     AcceptRetentionOffer: contract.SIGNAL_ACCEPT_RETENTION_OFFER,
+    Retry: contract.SIGNAL_RETRY,
 }
 
 
@@ -64,7 +67,8 @@ def policy_from_settings(settings: Settings) -> BillingPolicy:
     offer = RetentionOffer(percent_off=r.percent_off, periods=r.periods) if r.percent_off \
         else None
     return BillingPolicy(retry_delays=tuple(d.retry_delays), grace_period=d.grace_period,
-                         final_action=d.final_action, retention_offer=offer)
+                         final_action=d.final_action, retention_offer=offer,
+                         call_alarm_after=d.call_alarm_after)
 
 
 async def start(client: Client, new: NewSubscription, task_queue: str) -> WorkflowHandle:

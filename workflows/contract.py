@@ -30,6 +30,9 @@ SIGNAL_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
 UPDATE_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
 # Answers once nothing is in flight (first charge settled, read model written); changes nothing.
 UPDATE_SETTLED = "settled"
+# An operator's go-ahead for a held subscription (domain.model.Hold); same name both ways.
+SIGNAL_RETRY = "retry"
+UPDATE_RETRY = "retry"
 QUERY_STATE = "state"
 QUERY_EVENTS = "events"
 QUERY_REJECTED = "rejected_signals"
@@ -40,7 +43,9 @@ ORGANIZATION = SearchAttributeKey.for_keyword("OrganizationId")
 PLAN = SearchAttributeKey.for_keyword("PlanId")
 PERIOD_END = SearchAttributeKey.for_datetime("CurrentPeriodEnd")
 CANCEL_AT = SearchAttributeKey.for_datetime("CancelAt")
-SEARCH_ATTRIBUTES = (STATUS, CUSTOMER, ORGANIZATION, PLAN, PERIOD_END, CANCEL_AT)
+# True while the subscription waits for an operator's retry (set only once a hold happened).
+HELD = SearchAttributeKey.for_bool("SubscriptionHeld")
+SEARCH_ATTRIBUTES = (STATUS, CUSTOMER, ORGANIZATION, PLAN, PERIOD_END, CANCEL_AT, HELD)
 
 
 def workflow_id(subscription_id: str) -> str:

@@ -52,8 +52,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
-    from domain.requests import AcceptRetentionOffer, ChangePlan, Pause, Resume
+    from domain.requests import AcceptRetentionOffer, ChangePlan, Pause, Resume, Retry
     from workflows import contract
+    from workflows.failures import call_failed
     from workflows.types import RejectedSignal, SubscriptionInput
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
@@ -68,6 +69,10 @@ PATCH_UNLOCK_ON_SUBSCRIBE = "unlock-purchased-credits-on-subscribe"
 # Local writes of a decision go through one local activity; search attributes are upserted
 # only when a value changed. Runs recorded before keep one activity per write (and per upsert).
 PATCH_BATCHED_EFFECTS = "batched-local-effects"
+# A call that failed so that only an operator can fix it holds the subscription (state.hold,
+# SubscriptionHeld = true) instead of failing the workflow task; recorded runs from before
+# never took this path (their task failed and was retried forever).
+PATCH_HOLD_ON_FAILED_CALL = "hold-on-failed-call"
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -220,7 +225,8 @@ class SubscriptionWorkflow:
         effects, self.pending = self.pending, []
         if effects:
             await self._activity("apply_effects", EffectBatch(
-                subscription_id=self.state.id, effects=effects), int, local=True)
+                subscription_id=self.state.id, effects=effects), int,
+                f"{self.state.id}:effects", local=True)
 
     def _grant(self, command: GrantCredits) -> CreditGrant:
         s = self.state
@@ -239,11 +245,20 @@ class SubscriptionWorkflow:
     async def _execute(self, command: Command) -> None:
         s = self.state
         if isinstance(command, Charge):
-            result = await self._activity("charge", ChargeRequest(
-                idempotency_key=command.idempotency_key, subscription_id=s.id,
-                customer_id=s.customer_id, amount=command.amount, currency=command.currency,
-                description=f"{s.plan.name} {command.period_key} (attempt {command.attempt})",
-                purpose=command.purpose, period_key=command.period_key), ChargeResult)
+            try:
+                result = await self._run("charge", ChargeRequest(
+                    idempotency_key=command.idempotency_key, subscription_id=s.id,
+                    customer_id=s.customer_id, amount=command.amount,
+                    currency=command.currency,
+                    description=f"{s.plan.name} {command.period_key} (attempt {command.attempt})",
+                    purpose=command.purpose, period_key=command.period_key), ChargeResult)
+            except ActivityError as err:
+                # The core takes the charge back and keeps handling cancel, reactivate and
+                # postpone; an operator's Retry issues it again with the same key.
+                failure = self._failed("charge", command.idempotency_key, err, charge=command)
+                await self._apply(lifecycle.hold(self.state, failure, workflow.now()))
+                self._announce_hold()
+                return
             outcome = PaymentOutcome(
                 idempotency_key=command.idempotency_key, status=result.status,
                 amount=command.amount if result.status == "succeeded" else 0,
@@ -252,57 +267,109 @@ class SubscriptionWorkflow:
             await self._apply(lifecycle.apply_outcome(self.state, outcome, workflow.now()))
         # Ledger and event commands reach here only in runs recorded before the batching.
         elif isinstance(command, GrantCredits):
-            await self._activity("grant_period_credits", self._grant(command), None)
+            await self._activity("grant_period_credits", self._grant(command), None,
+                                 command.idempotency_key)
         elif isinstance(command, ForfeitCredits | LockPurchasedCredits):
-            await self._activity(_CHANGE_ACTIVITY[type(command)], self._change(command), None)
+            await self._activity(_CHANGE_ACTIVITY[type(command)], self._change(command), None,
+                                 command.idempotency_key)
         elif isinstance(command, UnlockPurchasedCredits):  # D12: new; absent from old histories
             if (command.idempotency_key.endswith(lifecycle.SUBSCRIBE_UNLOCK)
                     and not workflow.patched(PATCH_UNLOCK_ON_SUBSCRIBE)):
                 return  # a history recorded before the D16 unlock on subscribe existed
-            await self._activity("unlock_purchased_credits", self._change(command), None)
+            await self._activity("unlock_purchased_credits", self._change(command), None,
+                                 command.idempotency_key)
         elif isinstance(command, CollectPendingCharges | DiscardPendingCharges):
+            key = command.idempotency_key
             request = PendingChargesRequest(
-                idempotency_key=command.idempotency_key, subscription_id=s.id,
+                idempotency_key=key, subscription_id=s.id,
                 customer_id=s.customer_id, currency=command.currency,
                 period_key=command.period_key)
             if isinstance(command, CollectPendingCharges):
-                await self._activity("collect_pending_charges", request, PendingChargesResult)
+                await self._activity("collect_pending_charges", request, PendingChargesResult,
+                                     key)
             else:
-                await self._activity("discard_pending_charges", request, PendingChargesResult)
-                await self._activity("close_open_charges", s.id, None)
+                await self._activity("discard_pending_charges", request, PendingChargesResult,
+                                     key)
+                await self._activity("close_open_charges", s.id, None, key)
         elif isinstance(command, Refund):
             await self._activity("refund", RefundRequest(
                 idempotency_key=command.idempotency_key, subscription_id=s.id,
                 payment_intent_id=command.payment_intent_id, amount=command.amount,
-                reason=command.reason), RefundResult)
+                reason=command.reason), RefundResult, command.idempotency_key)
         elif isinstance(command, Emit):
-            await self._activity("record_event", command.event, None)
+            await self._activity("record_event", command.event, None, command.event.id)
         else:  # pragma: no cover - a new command without a mapping is a bug
             raise RuntimeError(f"no activity for command {command!r}")
 
-    async def _activity(self, name: str, arg, result_type, *, local: bool = False):
-        try:
-            if local:
-                return await workflow.execute_local_activity(
-                    name, arg, result_type=result_type,
-                    start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-            return await workflow.execute_activity(
-                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY)
-        except ActivityError as err:
-            # Only non-retryable failures get here (bad configuration, a bug). Failing the
-            # workflow task (not the workflow) keeps the subscription alive and visible in the
-            # UI until an operator fixes the cause; the task is then retried.
+    async def _run(self, name: str, arg, result_type, *, local: bool = False):
+        """One activity, retried by Temporal while its errors are retryable, for at most the
+        policy's alarm bound; what still fails after that raises ActivityError."""
+        bound = self.state.policy.call_alarm_after
+        if local:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=bound, retry_policy=ACTIVITY_RETRY)
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=bound, retry_policy=ACTIVITY_RETRY)
+
+    async def _activity(self, name: str, arg, result_type, key: str, *, local: bool = False):
+        """A call that must happen before the rest of the decision: on a failure only an
+        operator can fix, the workflow waits here, held, and runs it again (same arguments,
+        same idempotency key) on the operator's Retry."""
+        while True:
+            try:
+                return await self._run(name, arg, result_type, local=local)
+            except ActivityError as err:
+                failure = self._failed(name, key, err)
+            self.state = lifecycle.hold(self.state, failure, workflow.now()).state
+            self._publish()
+            self._announce_hold()
+            self.idle = True  # held is a settled state: `settled` answers with it
+            await workflow.wait_condition(self._retry_requested)
+            self.idle = False
+            item = next(i for i in self.inbox if isinstance(i.request, Retry))
+            self.inbox.remove(item)
+            self.state = lifecycle.release(self.state).state
+            self._publish()
+            item.result, item.done = self.state, True
+
+    def _retry_requested(self) -> bool:
+        return any(isinstance(item.request, Retry) for item in self.inbox)
+
+    def _failed(self, name: str, key: str, err: ActivityError, charge: Charge | None = None):
+        if not workflow.patched(PATCH_HOLD_ON_FAILED_CALL):  # pragma: no cover - old runs
             raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
+        return call_failed(name, key, err, charge)
+
+    def _announce_hold(self) -> None:
+        """What an operator is shown: the workflow's log line (JSON in the worker's log, with
+        Stripe's request id), a metric, SubscriptionHeld = true and the current details."""
+        held = self.state.hold
+        if held is None:  # e.g. the hold ended the same decision (cannot today)
+            return
+        workflow.logger.error(
+            "subscription held: %s failed (%s): %s", held.activity, held.code, held.message,
+            extra={"hold_code": held.code, "activity": held.activity,
+                   "idempotency_key": held.idempotency_key,
+                   "stripe_request_id": held.stripe_request_id})
+        workflow.metric_meter().create_counter(
+            "subscription_holds", "Subscriptions held for an operator's retry").add(
+            1, {"code": held.code, "activity": held.activity})
+        self._sync_search_attributes()
 
     # Visibility --------------------------------------------------------------------------------
 
     def _wanted_search_attributes(self) -> list[SearchAttributePair]:
         s = self.state
-        return [SearchAttributePair(key, value) for key, value in (
+        pairs = [SearchAttributePair(key, value) for key, value in (
             (contract.STATUS, s.status.value), (contract.CUSTOMER, s.customer_id),
             (contract.ORGANIZATION, s.organization_id), (contract.PLAN, s.plan.id),
             (contract.PERIOD_END, s.current_period_end), (contract.CANCEL_AT, s.cancel_at))]
+        # Only once a hold happened: runs recorded before holds existed never upsert it.
+        if s.hold is not None or contract.HELD.name in self.published:
+            pairs.append(SearchAttributePair(contract.HELD, s.hold is not None))
+        return pairs
 
     def _upsert(self, pairs: list[SearchAttributePair]) -> None:
         if pairs:
@@ -331,7 +398,10 @@ class SubscriptionWorkflow:
             f"period {s.current_period_start.isoformat()} → {s.current_period_end.isoformat()}"
             + (f"\n\n{s.renewal_line}" if s.renewal_line else "")
             + (f"\n\ndunning: attempt {s.dunning.attempts}, next retry "
-               f"{s.dunning.next_retry_at}" if s.dunning else ""))
+               f"{s.dunning.next_retry_at}" if s.dunning else "")
+            + (f"\n\n**held** since {s.hold.since.isoformat()}: `{s.hold.activity}` failed "
+               f"({s.hold.code}): {s.hold.message}\n\nfix the cause, then send the `retry` "
+               f"signal or `subs retry {s.id}`" if s.hold else ""))
 
     # Queries -----------------------------------------------------------------------------------
 
@@ -381,6 +451,10 @@ class SubscriptionWorkflow:
     def signal_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
         self.inbox.append(_Inbox(request, wait=False))
 
+    @workflow.signal(name=contract.SIGNAL_RETRY)
+    def signal_retry(self, request: Retry) -> None:
+        self.inbox.append(_Inbox(request, wait=False))
+
     # Updates: validated, answer with the new state -----------------------------------------------
 
     @workflow.update(name=contract.UPDATE_SETTLED)
@@ -403,6 +477,13 @@ class SubscriptionWorkflow:
         if self.state is None:
             raise ApplicationError("the subscription is starting; try again",
                                    type="not_ready", non_retryable=True)
+        held = self.state.hold
+        if held is not None and held.charge_attempt is None:  # held in the middle of a call
+            if isinstance(request, Retry):
+                return
+            raise _application_error(RequestRefused(
+                "subscription_held", f"the subscription is waiting for an operator "
+                f"({held.code}); {request.kind} is possible once it is retried"))
         if self.inbox:
             # Requests queued ahead (signals or updates) change the state before this one is
             # handled: judged now, a reactivate queued behind a cancel would be refused. The
@@ -476,6 +557,14 @@ class SubscriptionWorkflow:
 
     @update_accept_retention_offer.validator
     def _validate_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
+        self._validate(request)
+
+    @workflow.update(name=contract.UPDATE_RETRY)
+    async def update_retry(self, request: Retry) -> SubscriptionState:
+        return await self._submit(request)
+
+    @update_retry.validator
+    def _validate_retry(self, request: Retry) -> None:
         self._validate(request)
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain import lifecycle
 from domain.commands import (
+    CallFailed,
     Charge,
     CollectPendingCharges,
     Command,
@@ -160,6 +161,18 @@ class Driver:
         assert self.pending is not None, "no charge in flight"
         charge, self.pending = self.pending, None
         self._outcome(charge, script, self._tick(now))
+
+    def fail(self, code: str = "stripe_authentication", now: datetime | None = None
+             ) -> Decision:
+        """The charge left in flight by a "hold" failed so that only an operator can fix it
+        (what the workflow feeds ``lifecycle.hold`` after a non-retryable activity error)."""
+        assert self.pending is not None, "no charge in flight"
+        charge, self.pending = self.pending, None
+        now = self._tick(now)
+        failure = CallFailed(idempotency_key=charge.idempotency_key, activity="charge",
+                             code=code, message="Invalid API Key provided",
+                             stripe_request_id="req_1", charge=charge)
+        return self._execute("hold", self.state, lifecycle.hold(self.state, failure, now), now)
 
     # Time -----------------------------------------------------------------------------------
 

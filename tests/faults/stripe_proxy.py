@@ -27,6 +27,7 @@ class Fault:
     status: int = 500
     delay: float = 0.0  # late_response: seconds after forwarding, beyond the client timeout
     path_suffix: str = ""  # e.g. "/confirm"
+    error: dict | None = None  # status: Stripe's error object (default: a generic api_error)
     seen: threading.Event = field(default_factory=threading.Event)  # hold: request arrived
     release: threading.Event = field(default_factory=threading.Event)  # hold: forward now
     forwarded: threading.Event = field(default_factory=threading.Event)  # Stripe answered us
@@ -60,8 +61,10 @@ class StripeProxy:
                 what = fault.action if fault else "forwarded"
                 proxy.log.append((self.command, self.path, what))
                 if fault and fault.action == "status":
-                    reply = {"error": {"type": "api_error", "message": f"injected {fault.status}"}}
-                    self._answer(fault.status, json.dumps(reply).encode(), {})
+                    reply = {"error": fault.error or {"type": "api_error",
+                                                      "message": f"injected {fault.status}"}}
+                    self._answer(fault.status, json.dumps(reply).encode(),
+                                 {"Request-Id": f"req_injected_{len(proxy.log)}"})
                     return
                 if fault and fault.action == "hold":
                     fault.seen.set()
@@ -82,6 +85,8 @@ class StripeProxy:
                     self.send_response(status)
                     self.send_header("Content-Type", headers.get("Content-Type",
                                                                  "application/json"))
+                    if "Request-Id" in headers:
+                        self.send_header("Request-Id", headers["Request-Id"])
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
