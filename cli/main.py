@@ -16,11 +16,12 @@ import typer
 from config.settings import get_settings
 from domain.errors import RequestRefused
 from domain.model import Actor
-from domain.requests import AcceptRetentionOffer, Cancel, Pause, Postpone, Reactivate, Resume
+from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Postpone, Reactivate, Resume,
+                             Retry)
 from eventlog import store as eventlog
 from store.engine import get_engine
 from workers.client import connect
-from workflows import client_ops
+from workflows import client_ops, contract
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
                   "postpone, pause, resume; `demo` seeds the local stack.",
@@ -86,6 +87,57 @@ def show(subscription_id: str) -> None:
         return await client_ops.get_state(await connect(get_settings()), subscription_id)
     _print(_summary(_run(go())))
     _exit(0)  # see _exit: the Temporal client can abort interpreter shutdown
+
+
+HELD_QUERY = f'{contract.HELD.name} = true AND ExecutionStatus = "Running"'
+
+
+@app.command()
+def held() -> None:
+    """Subscriptions waiting for an operator's retry, with what failed and why."""
+    async def go() -> list[str]:
+        client = await connect(get_settings())
+        lines = []
+        async for wf in client.list_workflows(HELD_QUERY):
+            sub_id = contract.subscription_id_of(wf.id)
+            hold = (await client_ops.get_state(client, sub_id)).hold
+            if hold is not None:
+                lines.append(f"{sub_id:24} {hold.code:24} {hold.activity:24} "
+                             f"since {hold.since.isoformat()}  {hold.message}"
+                             + (f"  (Stripe request {hold.stripe_request_id})"
+                                if hold.stripe_request_id else ""))
+        return lines
+    for line in _run(go()):
+        typer.echo(line)
+    _exit(0)
+
+
+@app.command()
+def retry(subscription_id: Annotated[str | None, typer.Argument()] = None,
+          all_held: Annotated[bool, typer.Option("--all-held", help=(
+              "every held subscription"))] = False) -> None:
+    """Run a held subscription's failed call again, once its cause is fixed.
+
+    Same idempotency key: nothing that already succeeded happens twice."""
+    if (subscription_id is None) == (not all_held):
+        typer.secho("name a subscription id or pass --all-held (not both)", fg="red", err=True)
+        _exit(2)
+    if subscription_id is not None:
+        _run(_send(subscription_id, Retry(requested_by=OPERATOR)))
+
+    async def go() -> int:
+        client = await connect(get_settings())
+        failed = 0
+        async for wf in client.list_workflows(HELD_QUERY):
+            sub_id = contract.subscription_id_of(wf.id)
+            try:
+                state = await client_ops.send(client, sub_id, Retry(requested_by=OPERATOR))
+                typer.echo(f"{sub_id}: retried, now {state.status.value}")
+            except RequestRefused as refused:  # e.g. retried meanwhile by someone else
+                typer.echo(f"{sub_id}: {refused.code}: {refused.message}")
+                failed += refused.code != "not_held"
+        return failed
+    _exit(1 if _run(go()) else 0)
 
 
 @app.command()

@@ -12,6 +12,7 @@ permanent error). No workflow task fails in either case:
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import timedelta
 
@@ -20,9 +21,11 @@ from temporalio.client import Client
 
 from config.settings import DunningSettings, Settings, TemporalSettings
 from domain.plans import Plan
-from domain.requests import Cancel, Reactivate, Retry
+from domain.requests import Cancel, Reactivate
+from tests.cli.support import run
 from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.faults.helpers import assert_exactly_once, books, new_customer, start, wait_for
+from tests.faults.helpers import (assert_exactly_once, books, new_customer, start, wait_for,
+                                  worker_env)
 from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.support.temporal import dev_server_env
 from workers.main import build_worker
@@ -119,9 +122,18 @@ async def test_rejected_key_holds_the_subscription_until_an_operator_retries(pro
                 env.client, sub_id, Reactivate()), 5)
             assert reactivated.status.value == "active"
 
-            # The key is fixed (the fault answered once); the operator retries.
-            retried = await client_ops.send(env.client, sub_id, Retry())
-            assert retried.hold is None
+            # What the operator sees, then the retry once the key is fixed (the fault
+            # answered once): `subs held`, `subs retry` as run from a shell.
+            cli_env = worker_env(settings)
+            code, out, err = await run(sys.executable, "-m", "cli.main", "held", env=cli_env)
+            assert code == 0 and sub_id in out and "stripe_authentication" in out, (out, err)
+            assert "req_injected_" in out
+            code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
+                                       env=cli_env)
+            assert code == 0 and '"status": "active"' in out, (out, err)
+            code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
+                                       env=cli_env)
+            assert code == 2 and "refused (not_held)" in err and "Traceback" not in err
             paid = await wait_for(env.client, sub_id, lambda s: s.period_index >= 1
                                   and s.awaiting_charge is None and s.hold is None
                                   and s.current_period_paid == PLAN.amount)
