@@ -14,8 +14,10 @@ re-recorded away. Once it is in, its histories are recorded as a new generation 
 directory, ``CURRENT`` below) beside the old ones, which stay and keep being replayed.
 
 Generations: ``per-write`` (one activity per ledger or event write, before
-PATCH_BATCHED_EFFECTS) and ``batched`` (the local writes of a decision in one local activity,
-search attributes upserted on change).
+PATCH_BATCHED_EFFECTS), ``batched`` (the local writes of a decision in one local activity,
+search attributes upserted on change) and ``held`` (a call only an operator can fix holds the
+subscription, PATCH_HOLD_ON_FAILED_CALL; adds the held scenarios). Stripe is reached through
+tests/faults/stripe_proxy.py, so a scenario can make it fail.
 """
 
 from __future__ import annotations
@@ -35,26 +37,28 @@ from config.plans import load_catalog
 from config.settings import Settings, TemporalSettings
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
-from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate
+from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Retry
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
 from tests.fakes_stripe import CARD_DECLINED, CARD_OK, start_localstripe, stripe_settings
+from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.support.temporal import time_skipping_env
 from workers.main import build_worker
 from workflows import client_ops, contract
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-CURRENT = HISTORIES / "batched"  # where new recordings go
+CURRENT = HISTORIES / "held"  # where new recordings go
 MINUTE = timedelta(minutes=1)
 
 
 class Run:
     """One scenario's stack: settings, the environment, a payments service for customers."""
 
-    def __init__(self, env: WorkflowEnvironment, settings: Settings, name: str) -> None:
-        self.env, self.settings, self.name = env, settings, name
+    def __init__(self, env: WorkflowEnvironment, settings: Settings, name: str,
+                 proxy: StripeProxy) -> None:
+        self.env, self.settings, self.name, self.proxy = env, settings, name, proxy
         self.sub_id = f"sub_replay_{name}"
         self.payments = PaymentService(get_engine(settings.database_url),
                                        StripeGateway(settings.stripe))
@@ -175,10 +179,43 @@ async def dunning_cancels(run: Run) -> None:
     assert s.status.value == "canceled", s.status
 
 
+BAD_KEY = {"type": "invalid_request_error", "message": "Invalid API Key provided"}
+
+
+async def held_charge(run: Run) -> None:
+    """The renewal's charge meets a rejected key: held; a cancel and a reactivate are answered
+    meanwhile; the operator's retry (a signal) pays the renewal."""
+    s = await run.start()
+    run.proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=401, error=BAD_KEY))
+    await run.skip_to(s.current_period_end + MINUTE)
+    await run.wait(lambda s: s.hold is not None)
+    await client_ops.send(run.client, run.sub_id, Cancel(mode="at_period_end"))
+    await client_ops.send(run.client, run.sub_id, Reactivate())
+    await client_ops.signal(run.client, run.sub_id, Retry())
+    await run.wait(lambda s: s.hold is None and s.period_index == 1
+                   and s.awaiting_charge is None)
+
+
+async def held_refund(run: Run) -> None:
+    """An immediate cancellation's refund meets a rejected key: held in the middle of the
+    cancellation; the operator's retry (an update) refunds and ends it."""
+    s = await run.start()
+    await run.skip_to(s.current_period_start + timedelta(days=10))
+    run.proxy.inject(Fault("POST", "/v1/refunds", "status", status=401, error=BAD_KEY))
+    await client_ops.signal(run.client, run.sub_id, Cancel(mode="immediately",
+                                                           refund="prorated"))
+    await run.wait(lambda s: s.hold is not None)
+    await client_ops.send(run.client, run.sub_id, Retry())
+    await run.wait(lambda s: s.status.value == "canceled")
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
-                            reactivate, postpone, dunning_recovers, dunning_cancels)
+                            reactivate, postpone, dunning_recovers, dunning_cancels,
+                            held_charge, held_refund)
 }
+# Scenarios each generation was recorded with (held_* need the hold: later generations).
+BEFORE_HOLDS = frozenset(SCENARIOS) - {"held_charge", "held_refund"}
 
 
 # Recording ----------------------------------------------------------------------------------
@@ -203,12 +240,13 @@ async def record(name: str, localstripe_url: str, workdir: Path,
                  out: Path = CURRENT) -> list[Path]:
     url = f"sqlite:///{workdir / f'{name}.db'}"
     upgrade(url)
-    settings = Settings(database_url=url, stripe=stripe_settings(localstripe_url),
+    proxy = StripeProxy(localstripe_url).__enter__()
+    settings = Settings(database_url=url, stripe=stripe_settings(proxy.url),
                         temporal=TemporalSettings(task_queue=f"replay-{uuid.uuid4().hex[:8]}"))
     env = await time_skipping_env()
     try:
         async with build_worker(env.client, settings):
-            run = Run(env, settings, name)
+            run = Run(env, settings, name, proxy)
             await SCENARIOS[name](run)
             written = []
             wid = contract.workflow_id(run.sub_id)
@@ -221,6 +259,7 @@ async def record(name: str, localstripe_url: str, workdir: Path,
             return written
     finally:
         await env.shutdown()
+        proxy.__exit__(None, None, None)
 
 
 async def main(names: list[str]) -> None:
