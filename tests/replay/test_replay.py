@@ -100,3 +100,25 @@ async def test_the_recorder_still_records_replayable_histories(tmp_path, localst
     replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter)
     for path in written:
         assert (await replayer.replay_workflow(load(path))).replay_failure is None
+
+
+@workflow.defn(name=contract.WORKFLOW_TYPE, sandboxed=False)
+class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
+    """The workflow before holds: a non-retryable activity error failed the workflow task."""
+
+    @workflow.run
+    async def run(self, inp: SubscriptionInput) -> SubscriptionState:
+        return await super().run(inp)
+
+    def _failed(self, name, key, err, charge=None):
+        raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
+
+
+@pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
+async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str):
+    replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
+                        data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(HISTORIES / "held" / f"{scenario}.json"),
+                                            raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "failed permanently" in str(result.replay_failure)
