@@ -12,7 +12,7 @@ fix; Stripe's request id points at the exact request in Stripe's dashboard.
 
 from __future__ import annotations
 
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 from domain.commands import CallFailed, Charge
 
@@ -26,12 +26,11 @@ def call_failed(activity: str, idempotency_key: str, err: ActivityError,
                 charge: Charge | None = None) -> CallFailed:
     cause = err.cause
     code, request_id = "call_failed", None
-    if isinstance(cause, TimeoutError):
-        # The alarm bound (schedule-to-close) ran out while retryable errors kept coming.
+    if err.retry_state in (RetryState.TIMEOUT, RetryState.MAXIMUM_ATTEMPTS_REACHED):
+        # Retryable errors (or no answer at all) until the alarm bound (schedule-to-close)
+        # ran out; the cause is the last attempt's error or the timeout.
         code = "call_stalled"
-        last = cause.cause
-        message = (f"still failing after the alarm bound: {last}" if last is not None
-                   else f"no answer within the alarm bound ({cause.type.name.lower()})")
+        message = f"still failing after the alarm bound: {cause or err}"
     elif isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) \
             else {}

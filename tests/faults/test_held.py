@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from config.settings import DunningSettings, Settings, TemporalSettings
 from domain.plans import Plan
-from domain.requests import Cancel, Reactivate
+from domain.requests import Cancel, Reactivate, Retry
 from tests.cli.support import run
 from tests.fakes_stripe import CARD_OK, stripe_settings
 from tests.faults.helpers import (assert_exactly_once, books, new_customer, start, wait_for,
@@ -148,6 +148,39 @@ async def test_rejected_key_holds_the_subscription_until_an_operator_retries(pro
         await _no_failed_workflow_task(env.client, sub_id)
         # one succeeded charge per paid period: the first, the retried renewal, and any
         # renewal that came due after the retry; never the held one twice
+        assert_exactly_once(books(settings, customer, sub_id), final,
+                            periods=final.period_index + 1, amount=PLAN.amount)
+    finally:
+        await env.shutdown()
+
+
+async def test_a_call_failing_past_the_alarm_bound_holds_too(proxy, sqlite_url):
+    """Stripe answers 500 to every renewal attempt for longer than the alarm bound (5 s
+    here, an hour by default): retried until then, held after, resumed by the retry."""
+    env = await dev_server_env()
+    try:
+        settings = _settings(env, proxy, sqlite_url)
+        settings.dunning.call_alarm_after = timedelta(seconds=5)
+        customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
+        new_customer(settings, customer, CARD_OK)
+        async with build_worker(env.client, settings):
+            await start(env.client, settings, sub_id, customer, PLAN)
+            await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
+            proxy.inject(*[Fault("POST", "/v1/payment_intents", "status", status=500)
+                           for _ in range(50)])
+            held = await wait_for(env.client, sub_id, lambda s: s.hold is not None,
+                                  timeout=PERIOD + 30)
+            assert held.hold.code == "call_stalled" and "500" in held.hold.message
+            refused = [what for *_, what in proxy.log if what == "status"]
+            assert len(refused) >= 2  # it was retried before the alarm
+            proxy.faults.clear()
+            await client_ops.send(env.client, sub_id, Retry())
+            await wait_for(env.client, sub_id, lambda s: s.hold is None and s.period_index >= 1
+                           and s.awaiting_charge is None
+                           and s.current_period_paid == PLAN.amount)
+            await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
+            final = await asyncio.wait_for(client_ops.handle(env.client, sub_id).result(), 20)
+        await _no_failed_workflow_task(env.client, sub_id)
         assert_exactly_once(books(settings, customer, sub_id), final,
                             periods=final.period_index + 1, amount=PLAN.amount)
     finally:
