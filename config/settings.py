@@ -36,6 +36,9 @@ class StripeSettings(BaseModel):
     confirm_off_session: bool = False
     webhook_secret: str = "whsec_local_development_secret"
     webhook_tolerance_seconds: int = 300
+    # How long a delivery holds an event while its handler runs; a handler that dies keeps it
+    # that long, then Stripe's next delivery takes it over. Longer than a handler can take.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
     request_timeout_seconds: float = 20.0
 
 
