@@ -10,13 +10,10 @@ becomes active again, against the real worker on the time-skipping server.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import io
 import json
 import logging
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -29,69 +26,23 @@ from api.dunning import retry_dunning
 from api.observability import access_log
 from api.stripe_events import retry_update_id
 from domain.model import Actor
-from payments import store as payment_store
 from payments.models import ChargeAttempt
 from store.engine import get_engine
 from store.types import utcnow
 from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
-from tests.fakes_stripe import CARD_DECLINED, CARD_OK
+from tests.fakes_stripe import CARD_DECLINED
+from tests.support.stripe_webhooks import PATH, Stripe, event, sign, signed
 from webhooks import customers as webhook_customers
 from webhooks import store as webhook_store
 from workers.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 
-PATH = "/webhooks/stripe"
-
-
-def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def event(type_: str, obj: dict[str, Any], created: int | None = None) -> dict[str, Any]:
-    return {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": type_,
-            "created": int(time.time()) if created is None else created, "livemode": False,
-            "api_version": "2024-06-20", "data": {"object": obj}}
-
 
 async def deliver(http, settings, evt: dict[str, Any], *, secret: str | None = None,
                   timestamp: int | None = None):
-    payload = json.dumps(evt).encode()
-    header = sign(payload, secret or settings.stripe.webhook_secret, timestamp)
-    return await http.post(PATH, content=payload, headers={
-        "Stripe-Signature": header, "Content-Type": "application/json"})
-
-
-class Stripe:
-    """Direct access to localstripe: what a customer does at Stripe (portal, Checkout)."""
-
-    def __init__(self, settings) -> None:
-        self.v1 = stripe.StripeClient(settings.stripe.api_key, base_addresses={
-            "api": settings.stripe.api_base}).v1
-        self.engine = get_engine(settings.database_url)
-
-    def stripe_id(self, customer_id: str) -> str:
-        return payment_store.get_customer(self.engine, customer_id).stripe_customer_id
-
-    def local_default(self, customer_id: str) -> str | None:
-        return payment_store.get_customer(self.engine, customer_id).default_payment_method
-
-    def attach(self, customer_id: str, card: str = CARD_OK, *, default: bool = True) -> str:
-        pm = self.v1.payment_methods.create({"type": "card", "card": {
-            "number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-        self.v1.payment_methods.attach(pm.id, {"customer": self.stripe_id(customer_id)})
-        if default:
-            self.v1.customers.update(self.stripe_id(customer_id), {
-                "invoice_settings": {"default_payment_method": pm.id}})
-        return pm.id
-
-    def customer(self, customer_id: str) -> dict[str, Any]:
-        return self.v1.customers.retrieve(self.stripe_id(customer_id)).to_dict()
-
-    def payment_method(self, pm_id: str) -> dict[str, Any]:
-        return self.v1.payment_methods.retrieve(pm_id).to_dict()
+    payload, headers = signed(evt, secret or settings.stripe.webhook_secret, timestamp)
+    return await http.post(PATH, content=payload, headers=headers)
 
 
 async def test_forged_tampered_and_stale_deliveries_change_nothing(http, settings, org):
