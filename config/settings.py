@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     credits: CreditSettings = CreditSettings()
     notifications: NotificationSettings = NotificationSettings()
+    # The worker and the API bring the database to the newest schema at start-up (under the
+    # migration lock: store/migrate.py). Deployments turn it off and run the migrate job once
+    # per deploy (docker-compose.yml), so a schema change never happens under running code.
+    migrate_on_start: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
