@@ -8,10 +8,13 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+from alembic import command
+from sqlalchemy import text
 from sqlmodel import Session
 
 from payments.models import StripeCustomer
 from store.engine import get_engine
+from store.migrate import alembic_config, upgrade
 from webhooks import customers, store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -109,3 +112,24 @@ def test_the_event_that_changes_the_default_remembers_it(db_url):
     assert not customers.adopt_default(engine, "cus_a", "pm_new", "evt_6")
     assert customers.adopted_by(engine, "evt_6") is None
     assert customers.adopted_by(engine, "evt_5") == "pm_new"
+
+
+def test_events_claimed_before_leases_existed_are_no_longer_lost(db_url):
+    """0007_webhook_leases keeps the rows: a finished event stays done, one whose handler died
+    before the upgrade (no outcome, claimed forever until now) is taken over by its next
+    delivery."""
+    engine = get_engine(db_url)
+    cfg = alembic_config(db_url)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0005_webhooks")
+    with engine.begin() as connection:
+        for event_id, outcome in (("evt_done", "handled"), ("evt_stuck", None)):
+            connection.execute(text(
+                "INSERT INTO stripe_webhook_event (id, type, created, received_at, outcome) "
+                "VALUES (:id, 'customer.updated', :at, :at, :outcome)"),
+                {"id": event_id, "at": CREATED.replace(tzinfo=None), "outcome": outcome})
+    upgrade(db_url)
+    assert claim(engine, "evt_done", T0).status == "done"
+    taken = claim(engine, "evt_stuck", T0)
+    assert (taken.status, taken.attempts) == ("taken_over", 2)
