@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(upgrade, settings.database_url)
+        if settings.migrate_on_start:
+            await run_in_threadpool(upgrade, settings.database_url)
         if app.state.temporal is None:
             app.state.temporal = await connect(settings)
             log.info("connected to Temporal at %s", settings.temporal.address)

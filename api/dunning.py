@@ -2,7 +2,9 @@
 
 One code path for every way a payment method changes (``POST /v1/customers/{id}/payment_method``
 and Stripe's ``customer.updated`` / ``payment_method.attached`` webhooks), so both retry the
-same subscriptions the same way.
+same subscriptions the same way. A webhook passes an ``update_id`` derived from the Stripe
+event, so re-doing the retry for the same event (a takeover after a crash) is answered by
+Temporal with the first outcome instead of retrying the payment twice.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ IN_DUNNING = (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID)
 
 
 async def retry_dunning(client: Client, engine: Engine, customer: Customer,
-                        payment_method: str | None, actor: Actor) -> list[str]:
-    """Tell each of the customer's subscriptions in dunning; the ids that accepted the retry."""
+                        payment_method: str | None, actor: Actor,
+                        update_id: str | None = None) -> list[str]:
+    """Tell each of the customer's subscriptions in dunning; the ids that accepted the retry.
+    ``update_id`` (one per workflow) makes a repeated call with the same id act once."""
     retried = []
     for status in IN_DUNNING:
         views = await run_in_threadpool(eventlog.list_views, engine, customer.organization_id,
@@ -33,7 +37,7 @@ async def retry_dunning(client: Client, engine: Engine, customer: Customer,
         for view in views:
             request = PaymentMethodUpdated(payment_method_id=payment_method, requested_by=actor)
             try:
-                await client_ops.send(client, view.id, request)
+                await client_ops.send(client, view.id, request, update_id)
             except RequestRefused:
                 continue  # it left dunning in the meantime (paid, or ended): nothing to retry
             except RPCError as err:

@@ -62,6 +62,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "No such resource",
         "Nothing with this id exists for your organization."),
     "method-not-allowed": ("Method not allowed", "This path does not accept this method."),
+    "in-progress": (
+        "The same request is being processed",
+        "Another delivery of this request is being handled right now; retry after the "
+        "`Retry-After` seconds. Nothing was done by this one."),
     "upstream-unavailable": (
         "A service we depend on is unavailable",
         "The workflow engine or the payment provider did not answer; retry later with the "

@@ -5,6 +5,10 @@ an object: they re-read the current facts from Stripe and act only on a change t
 An older ``customer.updated`` arriving after a newer one therefore finds nothing to change,
 and a payment is retried (D9) once per real change of the default payment method, through the
 same code path as ``POST /v1/customers/{id}/payment_method``.
+
+Acted on once even across a crash: the event that changes our record remembers it in the same
+transaction, and its retry carries an update id derived from the event, so the delivery that
+takes over a dead handler's event re-does the retry and Temporal applies it at most once.
 """
 
 from __future__ import annotations
@@ -78,8 +82,15 @@ def current_default(gateway: StripeGateway, stripe_customer_id: str,
     return attached
 
 
-async def _sync_default(engine: Engine, payments: PaymentService, client: Client,
-                        stripe_customer_id: Any, attached: str | None) -> Outcome:
+def retry_update_id(event_id: str, payment_method: str) -> str:
+    """The workflow update id of the retry an event owes: the same on every delivery of the
+    event (Temporal answers a repeat with the first outcome), another for another method."""
+    return f"stripe-event:{event_id}:{payment_method}"
+
+
+async def _sync_default(event: StripeEvent, engine: Engine, payments: PaymentService,
+                        client: Client, stripe_customer_id: Any,
+                        attached: str | None) -> Outcome:
     if not isinstance(stripe_customer_id, str) or not stripe_customer_id:
         return Outcome(False, "ignored: the event names no customer")
     record = await run_in_threadpool(local_customers.by_stripe_id, engine, stripe_customer_id)
@@ -95,27 +106,29 @@ async def _sync_default(engine: Engine, payments: PaymentService, client: Client
         return Outcome(False, f"ignored: Stripe no longer knows it ({gone})")
     if default is None:
         return Outcome(True, "unchanged: the customer has no default payment method")
-    if not await run_in_threadpool(local_customers.adopt_default, engine, customer.id, default):
+    adopted = await run_in_threadpool(local_customers.adopt_default, engine, customer.id,
+                                      default, event.id)
+    # Not changed now, but changed by an earlier delivery of this event that died or failed
+    # before its retry was surely delivered: the retry is still owed, and re-doing it under
+    # the same update id acts once.
+    if not adopted and await run_in_threadpool(local_customers.adopted_by, engine,
+                                               event.id) != default:
         return Outcome(True, f"unchanged: {default} is already the default")
-    try:
-        retried = await retry_dunning(client, engine, customer, default,
-                                      Actor(kind="customer", id=customer.id))
-    except ApiProblem:
-        await run_in_threadpool(local_customers.restore_default, engine, customer.id, default,
-                                record.default_payment_method)
-        raise
+    retried = await retry_dunning(client, engine, customer, default,
+                                  Actor(kind="customer", id=customer.id),
+                                  update_id=retry_update_id(event.id, default))
     return Outcome(True, f"default payment method is now {default}", retried)
 
 
 async def _customer_updated(event: StripeEvent, engine: Engine, payments: PaymentService,
                             client: Client) -> Outcome:
-    return await _sync_default(engine, payments, client, event.object.get("id"), None)
+    return await _sync_default(event, engine, payments, client, event.object.get("id"), None)
 
 
 async def _payment_method_attached(event: StripeEvent, engine: Engine,
                                    payments: PaymentService, client: Client) -> Outcome:
-    return await _sync_default(engine, payments, client, _id(event.object.get("customer")),
-                               _id(event.object.get("id")))
+    return await _sync_default(event, engine, payments, client,
+                               _id(event.object.get("customer")), _id(event.object.get("id")))
 
 
 Handler = Callable[[StripeEvent, Engine, PaymentService, Client], Awaitable[Outcome]]

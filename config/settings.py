@@ -36,6 +36,9 @@ class StripeSettings(BaseModel):
     confirm_off_session: bool = False
     webhook_secret: str = "whsec_local_development_secret"
     webhook_tolerance_seconds: int = 300
+    # How long a delivery holds an event while its handler runs; a handler that dies keeps it
+    # that long, then Stripe's next delivery takes it over. Longer than a handler can take.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
     request_timeout_seconds: float = 20.0
 
 
@@ -100,6 +103,10 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     credits: CreditSettings = CreditSettings()
     notifications: NotificationSettings = NotificationSettings()
+    # The worker and the API bring the database to the newest schema at start-up (under the
+    # migration lock: store/migrate.py). Deployments turn it off and run the migrate job once
+    # per deploy (docker-compose.yml), so a schema change never happens under running code.
+    migrate_on_start: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"

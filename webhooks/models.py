@@ -1,8 +1,11 @@
-"""The table of Stripe events already processed (migration ``0005_webhooks``).
+"""The table of Stripe events received (migrations ``0005_webhooks``, ``0007_webhook_leases``).
 
-Stripe delivers an event at least once and in any order; the event id is the primary key, so a
-second delivery finds its row and does nothing. ``created`` is Stripe's own timestamp, kept for
-the audit trail (the handlers act on current facts, never on the order of arrival).
+Stripe delivers an event at least once and in any order; the event id is the primary key, so
+every delivery of one event meets the same row. A row is either finished (``outcome`` set: done
+for good, redeliveries are duplicates) or claimed until ``lease_until`` by the delivery that is
+handling it; a lease that runs out means its holder died, and the next delivery takes it over.
+``created`` is Stripe's own timestamp, kept for the audit trail (the handlers act on current
+facts, never on the order of arrival).
 """
 
 from __future__ import annotations
@@ -25,3 +28,10 @@ class StripeWebhookEvent(SQLModel, table=True):
                                   sa_column=Column(UTCDateTime(), nullable=False))
     # What the handler did ("handled", "ignored: <why>"), for whoever reads the audit trail.
     outcome: str | None = Field(default=None, max_length=255)
+    # Until when the current delivery holds the event (None: nobody; finished or released).
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Deliveries that claimed it: 1, then one more per takeover. A holder is (id, attempts).
+    attempts: int = Field(default=1)
+    # The default payment method this event recorded (in adopt_default's transaction), so a
+    # takeover still owes, and re-does, the retry the dead holder may not have delivered.
+    adopted_payment_method: str | None = Field(default=None, max_length=255)

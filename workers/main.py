@@ -72,7 +72,8 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    upgrade(settings.database_url)
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
     client = await connect(settings, worker_runtime(settings))
     worker = build_worker(client, settings)
     stop = asyncio.Event()

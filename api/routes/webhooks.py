@@ -1,13 +1,17 @@
-"""POST /webhooks/stripe: Stripe's events, verified, each processed once.
+"""POST /webhooks/stripe: Stripe's events, verified, processed at least once, acted on once.
 
 The signature is checked over the raw bytes before anything is parsed (400 when forged or
-stale). The event id is then claimed in ``stripe_webhook_event``: a second delivery of the same
-event answers 200 without acting. A handler that fails releases the claim and answers 503, so
-Stripe's retry processes the event again. Types we do not act on are acknowledged with 200.
+stale). The event id is then claimed in ``stripe_webhook_event`` with a lease (webhooks.store):
+a delivery of an event already finished answers 200 without acting; one that meets a live lease
+(another delivery is handling it) answers 409 with ``Retry-After``, so Stripe comes back later
+instead of taking a 200 for done; one that meets an expired lease (its handler died) takes the
+event over and handles it. A handler that fails releases the lease and answers 503, so Stripe's
+retry processes the event again. Types we do not act on are acknowledged with 200.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
@@ -50,7 +54,7 @@ def _parse(payload: bytes) -> StripeEvent:
 
 
 @router.post("/webhooks/stripe", response_model=WebhookReceipt, openapi_extra=_BODY,
-             responses=problem_responses(400, 422, 503), summary="Receive a Stripe event")
+             responses=problem_responses(400, 409, 422, 503), summary="Receive a Stripe event")
 async def stripe_webhook(request: Request, settings: SettingsDep, engine: EngineDep,
                          payments: PaymentsDep, client: TemporalDep,
                          stripe_signature: Annotated[str | None, Header(
@@ -67,15 +71,22 @@ async def stripe_webhook(request: Request, settings: SettingsDep, engine: Engine
                          code=rejected.code) from None
     event = _parse(payload)
     receipt = dict(event=event.id, type=event.type)
-    if not await run_in_threadpool(store.claim, engine, event.id, event.type, event.created_at):
+    lease = timedelta(seconds=settings.stripe.webhook_lease_seconds)
+    claim = await run_in_threadpool(lambda: store.claim(engine, event.id, event.type,
+                                                        event.created_at, lease=lease))
+    if claim.status == "done":
         return WebhookReceipt(**receipt, duplicate=True, handled=False,
                               detail="already received: nothing done again")
+    if claim.status == "busy":
+        raise ApiProblem(409, "in-progress", f"event {event.id} is being handled by another "
+                         f"delivery; retry in {claim.retry_after} s", code="event_in_progress",
+                         headers={"Retry-After": str(claim.retry_after)})
     try:
         outcome = await stripe_events.handle(event, engine, payments, client)
     except BaseException:
-        await run_in_threadpool(store.release, engine, event.id)
+        await run_in_threadpool(store.release, engine, claim)
         raise
-    await run_in_threadpool(store.finish, engine, event.id, outcome.detail)
+    await run_in_threadpool(store.finish, engine, claim, outcome.detail)
     request.state.subscription_ids = outcome.retried_subscriptions
     return WebhookReceipt(**receipt, handled=outcome.handled, detail=outcome.detail,
                           retried_subscriptions=outcome.retried_subscriptions)

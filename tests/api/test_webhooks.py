@@ -10,80 +10,39 @@ becomes active again, against the real worker on the time-skipping server.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import io
 import json
 import logging
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import stripe
+from sqlmodel import Session, select
 
+from accounts.customers import get_customer
+from api.dunning import retry_dunning
 from api.observability import access_log
-from payments import store as payment_store
+from api.stripe_events import retry_update_id
+from domain.model import Actor
+from payments.models import ChargeAttempt
 from store.engine import get_engine
+from store.types import utcnow
 from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
-from tests.fakes_stripe import CARD_DECLINED, CARD_OK
+from tests.fakes_stripe import CARD_DECLINED
+from tests.support.stripe_webhooks import PATH, Stripe, event, sign, signed
+from webhooks import customers as webhook_customers
 from webhooks import store as webhook_store
 from workers.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 
-PATH = "/webhooks/stripe"
-
-
-def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def event(type_: str, obj: dict[str, Any], created: int | None = None) -> dict[str, Any]:
-    return {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": type_,
-            "created": int(time.time()) if created is None else created, "livemode": False,
-            "api_version": "2024-06-20", "data": {"object": obj}}
-
 
 async def deliver(http, settings, evt: dict[str, Any], *, secret: str | None = None,
                   timestamp: int | None = None):
-    payload = json.dumps(evt).encode()
-    header = sign(payload, secret or settings.stripe.webhook_secret, timestamp)
-    return await http.post(PATH, content=payload, headers={
-        "Stripe-Signature": header, "Content-Type": "application/json"})
-
-
-class Stripe:
-    """Direct access to localstripe: what a customer does at Stripe (portal, Checkout)."""
-
-    def __init__(self, settings) -> None:
-        self.v1 = stripe.StripeClient(settings.stripe.api_key, base_addresses={
-            "api": settings.stripe.api_base}).v1
-        self.engine = get_engine(settings.database_url)
-
-    def stripe_id(self, customer_id: str) -> str:
-        return payment_store.get_customer(self.engine, customer_id).stripe_customer_id
-
-    def local_default(self, customer_id: str) -> str | None:
-        return payment_store.get_customer(self.engine, customer_id).default_payment_method
-
-    def attach(self, customer_id: str, card: str = CARD_OK, *, default: bool = True) -> str:
-        pm = self.v1.payment_methods.create({"type": "card", "card": {
-            "number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-        self.v1.payment_methods.attach(pm.id, {"customer": self.stripe_id(customer_id)})
-        if default:
-            self.v1.customers.update(self.stripe_id(customer_id), {
-                "invoice_settings": {"default_payment_method": pm.id}})
-        return pm.id
-
-    def customer(self, customer_id: str) -> dict[str, Any]:
-        return self.v1.customers.retrieve(self.stripe_id(customer_id)).to_dict()
-
-    def payment_method(self, pm_id: str) -> dict[str, Any]:
-        return self.v1.payment_methods.retrieve(pm_id).to_dict()
+    payload, headers = signed(evt, secret or settings.stripe.webhook_secret, timestamp)
+    return await http.post(PATH, content=payload, headers=headers)
 
 
 async def test_forged_tampered_and_stale_deliveries_change_nothing(http, settings, org):
@@ -134,11 +93,20 @@ async def test_a_duplicate_delivery_is_processed_once(http, settings, org):
     assert r.json()["duplicate"] is True and r.json()["handled"] is False
     assert at_stripe.local_default(customer["id"]) == second != third
 
-    # Concurrent deliveries of one event: exactly one of them acts.
+    # Concurrent deliveries of one event: exactly one of them acts. The others find it done
+    # (200 duplicate) or still being handled: 409 with Retry-After, so Stripe comes back later.
     evt = event("customer.updated", at_stripe.customer(customer["id"]))
     answers = await asyncio.gather(*(deliver(http, settings, evt) for _ in range(4)))
-    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True]
+    acted = [a for a in answers if a.status_code == 200 and not a.json()["duplicate"]]
+    assert len(acted) == 1 and acted[0].json()["handled"] is True, [a.text for a in answers]
+    for other in (a for a in answers if a is not acted[0]):
+        if other.status_code == 409:
+            assert_problem(other, 409, code="event_in_progress", type="/problems/in-progress")
+            assert 1 <= int(other.headers["Retry-After"]) <= settings.stripe.webhook_lease_seconds
+        else:
+            assert other.status_code == 200 and other.json()["duplicate"] is True, other.text
     assert at_stripe.local_default(customer["id"]) == third
+    assert (await deliver(http, settings, evt)).json()["duplicate"] is True
 
 
 async def test_an_older_event_after_a_newer_one_is_harmless(http, settings, org):
@@ -227,6 +195,66 @@ async def test_a_new_default_at_stripe_retries_a_past_due_payment(api, env, sett
     r = await deliver(api, settings, event("payment_method.attached",
                                            at_stripe.payment_method(good)))
     assert r.json()["retried_subscriptions"] == [] and r.json()["handled"] is True
+
+
+async def test_a_takeover_after_a_crash_retries_the_payment_exactly_once(api, env, settings,
+                                                                         org):
+    """A handler that died leaves its claim, maybe its change of our record, maybe its retry:
+    the delivery that takes the event over (its lease has run out) owes the retry the dead one
+    may not have delivered, and delivers it under the same update id, so Temporal acts once.
+    The new cards decline, so every retry that reaches the workflow is one more charge attempt
+    and the subscription stays past_due: a lost retry and a doubled one both show."""
+    customer = await create_customer(api, org)
+    sub = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
+                       json={"card_number": CARD_DECLINED}, headers=org.owner)
+    assert r.status_code == 200, r.text
+    await env.sleep(dt(sub["current_period_end"]) - await env.get_current_time()
+                    + timedelta(hours=1))
+    engine = get_engine(settings.database_url)
+
+    def attempts() -> int:
+        with Session(engine) as session:
+            return len(session.exec(select(ChargeAttempt).where(
+                ChargeAttempt.subscription_id == sub["id"])).all())
+
+    async def past_due():
+        r = await api.get(f"/v1/subscriptions/{sub['id']}", headers=org.member)
+        return r.json()["status"] == "past_due"
+
+    await settle(past_due)
+    at_stripe = Stripe(settings)
+    expired = utcnow() - 2 * timedelta(seconds=settings.stripe.webhook_lease_seconds)
+
+    async def died_holding(evt, pm: str, *, retry_sent: bool) -> None:
+        """What a handler killed at that point leaves behind (its own code, then nothing)."""
+        webhook_store.claim(engine, evt["id"], evt["type"], dt("2030-01-01T00:00:00Z"),
+                            lease=timedelta(seconds=1), now=expired)
+        assert webhook_customers.adopt_default(engine, customer["id"], pm, evt["id"])
+        if retry_sent:
+            actor = Actor(kind="customer", id=customer["id"])
+            await retry_dunning(env.client, engine, get_customer(engine, customer["id"]), pm,
+                                actor, update_id=retry_update_id(evt["id"], pm))
+
+    # Died between recording the new default and delivering the retry.
+    before = attempts()
+    first_pm = at_stripe.attach(customer["id"], CARD_DECLINED)
+    first = event("customer.updated", at_stripe.customer(customer["id"]))
+    await died_holding(first, first_pm, retry_sent=False)
+    r = await deliver(api, settings, first)
+    assert r.status_code == 200 and r.json()["retried_subscriptions"] == [sub["id"]], r.text
+    assert attempts() == before + 1 and await past_due()
+
+    # Died after delivering the retry, before finishing the event.
+    second_pm = at_stripe.attach(customer["id"], CARD_DECLINED)
+    second = event("customer.updated", at_stripe.customer(customer["id"]))
+    await died_holding(second, second_pm, retry_sent=True)
+    assert attempts() == before + 2
+    r = await deliver(api, settings, second)
+    assert r.status_code == 200 and r.json()["retried_subscriptions"] == [sub["id"]], r.text
+    assert attempts() == before + 2 and await past_due()
+    assert (await deliver(api, settings, second)).json()["duplicate"] is True
+    assert webhook_store.get(engine, second["id"]).attempts == 2
 
 
 def _signed_envelopes(stripe_customer_id: str) -> list[dict[str, Any]]:

@@ -151,6 +151,8 @@ def test_every_subs_variable_is_a_real_setting(compose, service, monkeypatch):
     assert settings.stripe.webhook_secret == OPERATOR_ENV["STRIPE_WEBHOOK_SECRET"]
     assert settings.stripe.max_requests_per_second <= 25  # Stripe's test-mode limit
     assert settings.log_format == "json"
+    # Migrations run once per deploy, in the migrate job, never at the start of a service.
+    assert settings.migrate_on_start is (service == "migrate")
     if service == "worker":
         assert settings.worker_metrics_address == "0.0.0.0:9464"
     if service == "api":

@@ -54,15 +54,17 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @dataclass
 class WorkerProcess:
-    """``python -m workers.main`` exactly as deployed; its log goes to a file."""
+    """``python -m workers.main`` (or ``module``, e.g. ``api``) exactly as deployed; its log
+    goes to a file."""
 
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     log: IO[bytes] | None = None
+    module: str = "workers.main"
 
     def start(self) -> WorkerProcess:
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.main"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env,
                                      cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
@@ -96,9 +98,9 @@ def new_customer(settings: Settings, customer_id: str, card: str) -> PaymentServ
 
 
 async def start(client: Client, settings: Settings, sub_id: str, customer_id: str,
-                plan: Plan) -> None:
+                plan: Plan, organization_id: str = "org_faults") -> None:
     await client_ops.start(client, NewSubscription(
-        id=sub_id, customer_id=customer_id, organization_id="org_faults", plan=plan,
+        id=sub_id, customer_id=customer_id, organization_id=organization_id, plan=plan,
         policy=client_ops.policy_from_settings(settings),
         requested_by=Actor(kind="operator", id="faults")), settings.temporal.task_queue)
 
