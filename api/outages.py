@@ -25,9 +25,11 @@ log = logging.getLogger("api")
 
 RETRY_AFTER_SECONDS = 5
 
-# Statuses that say "not now" rather than "never like this".
+# Statuses that say "not now" rather than "never like this" (FAILED_PRECONDITION: a workflow
+# that cannot answer yet, e.g. its task is failing).
 _TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED,
-              RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN}
+              RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN,
+              RPCStatusCode.FAILED_PRECONDITION}
 _DEADLINE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
 
 
