@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from api import observability, problems
+from api import observability, outages, problems
 from api.deps import Clock
 from api.routes import (
     credits,
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
+    outages.install(app)
     observability.install(app)
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements):

@@ -8,7 +8,7 @@ services, the clock) is created once per process by ``create_app``/its lifespan 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from accounts.keys import Principal, authenticate
+from api.outages import temporal_unavailable
 from api.problems import ApiProblem
 from config.plans import PlanCatalog
 from config.settings import Settings
@@ -44,13 +45,20 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 
 def _temporal(request: Request) -> Client:
     client = getattr(request.app.state, "temporal", None)
-    if client is None:
-        raise ApiProblem(503, "upstream-unavailable", "not connected to Temporal yet",
-                         code="temporal_unavailable")
+    if client is None:  # not connected yet
+        raise temporal_unavailable()
     return client
 
 
 TemporalDep = Annotated[Client, Depends(_temporal)]
+
+
+def _deadline(settings: SettingsDep) -> timedelta:
+    """How long one Temporal operation may take before the caller gets a 504."""
+    return timedelta(seconds=settings.temporal.api_timeout_seconds)
+
+
+DeadlineDep = Annotated[timedelta, Depends(_deadline)]
 
 
 def _catalog(request: Request) -> PlanCatalog:

@@ -9,13 +9,14 @@ Temporal with the first outcome instead of retrying the payment twice.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.models import Customer
-from api.scope import upstream_unavailable
 from domain.errors import RequestRefused
 from domain.model import Actor, Status
 from domain.requests import PaymentMethodUpdated
@@ -27,9 +28,11 @@ IN_DUNNING = (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID)
 
 async def retry_dunning(client: Client, engine: Engine, customer: Customer,
                         payment_method: str | None, actor: Actor,
-                        update_id: str | None = None) -> list[str]:
+                        update_id: str | None = None, *,
+                        timeout: timedelta | None = None) -> list[str]:
     """Tell each of the customer's subscriptions in dunning; the ids that accepted the retry.
-    ``update_id`` (one per workflow) makes a repeated call with the same id act once."""
+    ``update_id`` (one per workflow) makes a repeated call with the same id act once;
+    ``timeout`` bounds each update (the API's deadline); Temporal down propagates (a 503)."""
     retried = []
     for status in IN_DUNNING:
         views = await run_in_threadpool(eventlog.list_views, engine, customer.organization_id,
@@ -37,10 +40,12 @@ async def retry_dunning(client: Client, engine: Engine, customer: Customer,
         for view in views:
             request = PaymentMethodUpdated(payment_method_id=payment_method, requested_by=actor)
             try:
-                await client_ops.send(client, view.id, request, update_id)
+                await client_ops.send(client, view.id, request, update_id, timeout=timeout)
             except RequestRefused:
                 continue  # it left dunning in the meantime (paid, or ended): nothing to retry
             except RPCError as err:
-                raise upstream_unavailable(err) from err
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # listed, but its workflow is gone: nothing to retry
             retried.append(view.id)
     return sorted(retried)

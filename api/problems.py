@@ -68,8 +68,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "`Retry-After` seconds. Nothing was done by this one."),
     "upstream-unavailable": (
         "A service we depend on is unavailable",
-        "The workflow engine or the payment provider did not answer; retry later with the "
-        "same Idempotency-Key."),
+        "The workflow engine, the database or the payment provider did not answer (503), or "
+        "not in time (504); retry after `Retry-After` seconds with the same Idempotency-Key."),
     "internal-error": (
         "Internal error",
         "Something failed on our side; it has been logged."),
@@ -214,8 +214,12 @@ def install(app: FastAPI) -> None:
         return problem_response(request, ApiProblem(exc.status_code, slug, detail,
                                                     headers=getattr(exc, "headers", None)))
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, ApiProblem(500, "internal-error",
-                                                    "an internal error occurred"))
+    app.add_exception_handler(Exception, crash)
+
+
+async def crash(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered with nothing of its text."""
+    log.error("unhandled error on %s %s", request.method, request.url.path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return problem_response(request, ApiProblem(500, "internal-error",
+                                                "an internal error occurred"))

@@ -2,28 +2,30 @@
 
 Another organization's customer or subscription answers exactly like an unknown id (404), so
 ids leak nothing across tenants. Operator keys see every organization.
+
+Who may act on a subscription comes from the read model (one indexed row that carries the
+organization), so a change costs no workflow query before its update; a read that answers
+with the live state asks the workflow once, within the API's deadline, never in a loop.
 """
 
 from __future__ import annotations
 
-import asyncio
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.customers import get_customer
 from accounts.keys import Principal
 from accounts.models import Customer
 from accounts.organizations import get_organization
-from api.problems import ApiProblem, invalid, not_found
+from api.problems import invalid, not_found
 from domain.model import SubscriptionState
+from eventlog import store as eventlog
+from eventlog.models import SubscriptionView
 from workflows import client_ops
-
-# A workflow answers queries once its first task ran (milliseconds after the start).
-_NOT_READY_RETRIES = 50
-_NOT_READY_DELAY = 0.1
 
 
 async def visible_customer(engine: Engine, principal: Principal, customer_id: str) -> Customer:
@@ -48,32 +50,30 @@ async def organization_for(engine: Engine, principal: Principal, requested: str 
     return principal.organization_id
 
 
-def upstream_unavailable(err: RPCError) -> ApiProblem:
-    return ApiProblem(503, "upstream-unavailable",
-                      f"the workflow service did not answer: {err.message}",
-                      code="temporal_unavailable")
+async def visible_view(engine: Engine, principal: Principal,
+                       subscription_id: str) -> SubscriptionView:
+    """The subscription's read-model row, if the caller may see it."""
+    view = await run_in_threadpool(eventlog.get_view, engine, subscription_id)
+    if view is None or not principal.can_see(view.organization_id):
+        raise not_found("subscription", subscription_id)
+    return view
 
 
-async def live_state(client: Client, subscription_id: str) -> SubscriptionState | None:
-    """The workflow's state, or None if there is no such subscription."""
-    for _ in range(_NOT_READY_RETRIES):
-        try:
-            return await client_ops.get_state(client, subscription_id)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return None
-            if err.status not in (RPCStatusCode.FAILED_PRECONDITION,):
-                raise upstream_unavailable(err) from err
-        except (WorkflowQueryFailedError, TypeError, ValueError):
-            pass  # just started: the first workflow task has not produced a state yet
-        await asyncio.sleep(_NOT_READY_DELAY)
-    raise ApiProblem(503, "upstream-unavailable", "the subscription did not answer in time; "
-                     "retry", code="subscription_not_ready")
+async def live_state(client: Client, subscription_id: str,
+                     timeout: timedelta) -> SubscriptionState | None:
+    """The workflow's state, or None if Temporal knows no such subscription. Past the
+    deadline: DeadlineExceeded (a 504); Temporal down: RPCError (a 503)."""
+    try:
+        return await client_ops.get_state(client, subscription_id, timeout=timeout)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
 
 
-async def visible_state(client: Client, principal: Principal,
-                        subscription_id: str) -> SubscriptionState:
-    state = await live_state(client, subscription_id)
+async def visible_state(client: Client, principal: Principal, subscription_id: str,
+                        timeout: timedelta) -> SubscriptionState:
+    state = await live_state(client, subscription_id, timeout)
     if state is None or not principal.can_see(state.organization_id):
         raise not_found("subscription", subscription_id)
     return state

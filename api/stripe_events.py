@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from datetime import timedelta
+
 import stripe
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -90,7 +92,7 @@ def retry_update_id(event_id: str, payment_method: str) -> str:
 
 async def _sync_default(event: StripeEvent, engine: Engine, payments: PaymentService,
                         client: Client, stripe_customer_id: Any,
-                        attached: str | None) -> Outcome:
+                        attached: str | None, timeout: timedelta | None) -> Outcome:
     if not isinstance(stripe_customer_id, str) or not stripe_customer_id:
         return Outcome(False, "ignored: the event names no customer")
     record = await run_in_threadpool(local_customers.by_stripe_id, engine, stripe_customer_id)
@@ -116,22 +118,27 @@ async def _sync_default(event: StripeEvent, engine: Engine, payments: PaymentSer
         return Outcome(True, f"unchanged: {default} is already the default")
     retried = await retry_dunning(client, engine, customer, default,
                                   Actor(kind="customer", id=customer.id),
-                                  update_id=retry_update_id(event.id, default))
+                                  update_id=retry_update_id(event.id, default),
+                                  timeout=timeout)
     return Outcome(True, f"default payment method is now {default}", retried)
 
 
 async def _customer_updated(event: StripeEvent, engine: Engine, payments: PaymentService,
-                            client: Client) -> Outcome:
-    return await _sync_default(event, engine, payments, client, event.object.get("id"), None)
+                            client: Client, timeout: timedelta | None) -> Outcome:
+    return await _sync_default(event, engine, payments, client, event.object.get("id"), None,
+                               timeout)
 
 
 async def _payment_method_attached(event: StripeEvent, engine: Engine,
-                                   payments: PaymentService, client: Client) -> Outcome:
+                                   payments: PaymentService, client: Client,
+                                   timeout: timedelta | None) -> Outcome:
     return await _sync_default(event, engine, payments, client,
-                               _id(event.object.get("customer")), _id(event.object.get("id")))
+                               _id(event.object.get("customer")), _id(event.object.get("id")),
+                               timeout)
 
 
-Handler = Callable[[StripeEvent, Engine, PaymentService, Client], Awaitable[Outcome]]
+Handler = Callable[[StripeEvent, Engine, PaymentService, Client, timedelta | None],
+                   Awaitable[Outcome]]
 HANDLERS: dict[str, Handler] = {
     "customer.updated": _customer_updated,
     "payment_method.attached": _payment_method_attached,
@@ -139,8 +146,9 @@ HANDLERS: dict[str, Handler] = {
 
 
 async def handle(event: StripeEvent, engine: Engine, payments: PaymentService,
-                 client: Client) -> Outcome:
+                 client: Client, timeout: timedelta | None = None) -> Outcome:
+    """``timeout`` bounds each Temporal call (the API's deadline; keep it under the lease)."""
     handler = HANDLERS.get(event.type)
     if handler is None:
         return Outcome(False, f"ignored: {event.type} is not an event we act on")
-    return await handler(event, engine, payments, client)
+    return await handler(event, engine, payments, client, timeout)

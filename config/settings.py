@@ -23,6 +23,9 @@ class TemporalSettings(BaseModel):
     address: str = "localhost:7233"
     namespace: str = "default"
     task_queue: str = "subscriptions"
+    # The API's deadline for each Temporal operation (start, update, query...): past it the
+    # caller gets a 504 with Retry-After instead of waiting on a stuck workflow or server.
+    api_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class StripeSettings(BaseModel):

@@ -2,21 +2,32 @@
 
 Updates answer with the new state or raise RequestRefused carrying the rule that refused the
 request, so every caller reports refusals the same way.
+
+``timeout`` bounds a whole operation, every RPC and the SDK's own re-polls included, and ends
+it with DeadlineExceeded: the API passes its deadline so a stuck workflow or server never
+hangs a request. The CLI and tests pass none and wait as long as it takes.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from domain.errors import RequestInvalid, RequestRefused
@@ -62,6 +73,28 @@ _SIGNALS = {
 }
 
 
+class DeadlineExceeded(Exception):
+    """The operation did not finish within its deadline (no worker polling, a stuck workflow,
+    a slow server). Its outcome is unknown: an update may still apply, so retry it with the
+    same update id."""
+
+
+@asynccontextmanager
+async def _within(timeout: timedelta | None) -> AsyncIterator[None]:
+    if timeout is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout(timeout.total_seconds()):
+            yield
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        raise DeadlineExceeded(f"no answer within {timeout.total_seconds():g} s") from err
+    except RPCError as err:  # an RPC's own deadline: the SDK reports it as CANCELLED
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise DeadlineExceeded(f"no answer within {timeout.total_seconds():g} s") from err
+        raise
+
+
 def policy_from_settings(settings: Settings) -> BillingPolicy:
     d, r = settings.dunning, settings.retention
     offer = RetentionOffer(percent_off=r.percent_off, periods=r.periods) if r.percent_off \
@@ -71,15 +104,68 @@ def policy_from_settings(settings: Settings) -> BillingPolicy:
                          call_alarm_after=d.call_alarm_after)
 
 
-async def start(client: Client, new: NewSubscription, task_queue: str) -> WorkflowHandle:
+async def start(client: Client, new: NewSubscription, task_queue: str, *,
+                timeout: timedelta | None = None) -> WorkflowHandle:
     """Start the workflow; a subscription id is never reused, even after it ended (D4)."""
-    return await client.start_workflow(
+    async with _within(timeout):
+        return await client.start_workflow(
+            SubscriptionWorkflow.run,
+            SubscriptionInput(new=new),
+            id=contract.workflow_id(new.id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            rpc_timeout=timeout,
+        )
+
+
+async def start_settled(client: Client, new: NewSubscription, task_queue: str, *,
+                        timeout: timedelta | None = None) -> SubscriptionState:
+    """Start the workflow and answer its state once settled (the first charge has its outcome,
+    the read model is written), in one call: update-with-start of the ``settled`` update.
+
+    A workflow already running under this id (a retried create) just answers its own state;
+    one that has ended raises WorkflowAlreadyStartedError, as ``start`` does (ids are never
+    reused, D4)."""
+    operation = WithStartWorkflowOperation(
         SubscriptionWorkflow.run,
         SubscriptionInput(new=new),
         id=contract.workflow_id(new.id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+    async with _within(timeout):
+        try:
+            return await client.execute_update_with_start_workflow(
+                contract.UPDATE_SETTLED, start_workflow_operation=operation,
+                result_type=SubscriptionState, rpc_timeout=timeout)
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+            # The dev server raises WorkflowAlreadyStartedError itself; the time-skipping
+            # test server answers a bare ALREADY_EXISTS.
+            raise WorkflowAlreadyStartedError(operation.id, contract.WORKFLOW_TYPE) from err
+        finally:
+            # The SDK also hands the start's outcome to a future nobody awaits here; read it,
+            # or asyncio logs a failed start as "exception was never retrieved".
+            started = operation._workflow_handle
+            if started.done() and not started.cancelled():
+                started.exception()
+
+
+async def settled(client: Client, subscription_id: str, *,
+                  timeout: timedelta | None = None) -> SubscriptionState:
+    """The state once nothing is in flight (e.g. the charge a request caused has its outcome);
+    for an ended subscription, its final state."""
+    h = handle(client, subscription_id)
+    async with _within(timeout):
+        try:
+            return await h.execute_update(contract.UPDATE_SETTLED,
+                                          result_type=SubscriptionState, rpc_timeout=timeout)
+        except RPCError:
+            if await _closed(h, timeout):
+                return await h.result(rpc_timeout=timeout)
+            raise
 
 
 def handle(client: Client, subscription_id: str) -> WorkflowHandle:
@@ -87,21 +173,27 @@ def handle(client: Client, subscription_id: str) -> WorkflowHandle:
                                           contract.workflow_id(subscription_id))
 
 
-async def _closed(h: WorkflowHandle) -> bool:
+async def _closed(h: WorkflowHandle, timeout: timedelta | None = None) -> bool:
     """Whether the latest run has closed. Uses the raw call: the time-skipping test server
     returns datetime search attributes that ``describe()`` cannot decode."""
     resp = await h._client.workflow_service.describe_workflow_execution(
         DescribeWorkflowExecutionRequest(namespace=h._client.namespace,
-                                         execution=WorkflowExecution(workflow_id=h.id)))
+                                         execution=WorkflowExecution(workflow_id=h.id)),
+        timeout=timeout)
     return resp.workflow_execution_info.status != WorkflowExecutionStatus.RUNNING.value
 
 
-async def get_state(client: Client, subscription_id: str) -> SubscriptionState:
-    """The live state; for an ended subscription, the final state the workflow returned."""
+async def get_state(client: Client, subscription_id: str, *,
+                    timeout: timedelta | None = None) -> SubscriptionState:
+    """The live state; for an ended subscription, the final state the workflow returned.
+    A workflow whose first task has not run yet answers once it has (the server holds the
+    query for the worker)."""
     h = handle(client, subscription_id)
-    if await _closed(h):
-        return await h.result()
-    return await h.query(contract.QUERY_STATE, result_type=SubscriptionState)
+    async with _within(timeout):
+        if await _closed(h, timeout):
+            return await h.result(rpc_timeout=timeout)
+        return await h.query(contract.QUERY_STATE, result_type=SubscriptionState,
+                             rpc_timeout=timeout)
 
 
 async def get_events(client: Client, subscription_id: str) -> list[Event]:
@@ -110,36 +202,44 @@ async def get_events(client: Client, subscription_id: str) -> list[Event]:
 
 
 async def send(client: Client, subscription_id: str, request: Request,
-               update_id: str | None = None) -> SubscriptionState:
+               update_id: str | None = None, *,
+               timeout: timedelta | None = None) -> SubscriptionState:
     """Apply a request through a validated update and return the new state.
 
     ``update_id`` makes a retried HTTP call harmless: Temporal answers a repeated update id with
     the first outcome instead of applying it twice."""
-    try:
-        return await handle(client, subscription_id).execute_update(
-            _UPDATES[type(request)], request, id=update_id, result_type=SubscriptionState)
-    except WorkflowUpdateFailedError as err:
-        raise refusal_from(err.cause) from None
-    except RPCError:
-        h = handle(client, subscription_id)
-        if await _closed(h):  # the workflow completed: the subscription has ended (D4)
-            message = (ENDED_MESSAGE if isinstance(request, Reactivate)
-                       else "the subscription has already ended")
-            raise RequestRefused("subscription_ended", message) from None
-        raise
+    h = handle(client, subscription_id)
+    async with _within(timeout):
+        try:
+            return await h.execute_update(_UPDATES[type(request)], request, id=update_id,
+                                          result_type=SubscriptionState, rpc_timeout=timeout)
+        except WorkflowUpdateFailedError as err:
+            raise refusal_from(err.cause) from None
+        except RPCError:
+            if await _closed(h, timeout):  # the workflow completed: it has ended (D4)
+                raise ended(request) from None
+            raise
 
 
-async def signal(client: Client, subscription_id: str, request: Request) -> None:
+async def signal(client: Client, subscription_id: str, request: Request, *,
+                 timeout: timedelta | None = None) -> None:
     """Fire-and-forget: the workflow judges the request in turn and records a refusal in
     ``rejected_signals``. An ended subscription refuses at once, as ``send`` does (D4)."""
-    try:
-        await handle(client, subscription_id).signal(_SIGNALS[type(request)], request)
-    except RPCError:
-        if await _closed(handle(client, subscription_id)):
-            message = (ENDED_MESSAGE if isinstance(request, Reactivate)
-                       else "the subscription has already ended")
-            raise RequestRefused("subscription_ended", message) from None
-        raise
+    h = handle(client, subscription_id)
+    async with _within(timeout):
+        try:
+            await h.signal(_SIGNALS[type(request)], request, rpc_timeout=timeout)
+        except RPCError:
+            if await _closed(h, timeout):
+                raise ended(request) from None
+            raise
+
+
+def ended(request: Request) -> RequestRefused:
+    """The refusal of any request to a subscription that has ended (D4)."""
+    message = (ENDED_MESSAGE if isinstance(request, Reactivate)
+               else "the subscription has already ended")
+    return RequestRefused("subscription_ended", message)
 
 
 def refusal_from(cause: BaseException | None) -> RequestRefused:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from accounts.customers import create_customer, new_customer_id
 from accounts.models import Customer
 from api import billing
-from api.deps import EngineDep, PaymentsDep, PrincipalDep, TemporalDep
+from api.deps import DeadlineDep, EngineDep, PaymentsDep, PrincipalDep, TemporalDep
 from api.dunning import retry_dunning
 from api.problems import invalid, problem_responses
 from api.schemas.accounts import (
@@ -67,12 +67,12 @@ async def get_customer_(customer_id: CustomerId, principal: PrincipalDep, engine
 
 
 @router.post("/{customer_id}/payment_method", response_model=PaymentMethodResult,
-             responses=problem_responses(401, 404, 422, 503),
+             responses=problem_responses(401, 404, 422, 503, 504),
              summary="Set the default payment method")
 async def update_payment_method(customer_id: CustomerId, body: UpdatePaymentMethod,
                                 principal: PrincipalDep, engine: EngineDep,
-                                payments: PaymentsDep, client: TemporalDep
-                                ) -> PaymentMethodResult:
+                                payments: PaymentsDep, client: TemporalDep,
+                                deadline: DeadlineDep) -> PaymentMethodResult:
     """Replaces the default payment method; subscriptions whose payment failed retry it at
     once (D9)."""
     if (body.card_number is None) == (body.payment_method_id is None):
@@ -82,7 +82,8 @@ async def update_payment_method(customer_id: CustomerId, body: UpdatePaymentMeth
     field = "card_number" if body.card_number else "payment_method_id"
     pm = await run_in_threadpool(billing.set_default_payment_method, payments, customer.id,
                                  body.card_number or body.payment_method_id, field)
-    retried = await retry_dunning(client, engine, customer, pm, principal.actor)
+    retried = await retry_dunning(client, engine, customer, pm, principal.actor,
+                                  timeout=deadline)
     return PaymentMethodResult(customer=_resource(customer, pm),
                                 retried_subscriptions=retried)
 

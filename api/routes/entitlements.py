@@ -4,6 +4,7 @@ now. Products call it to gate paid features: after the paid term it answers the 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -11,7 +12,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CatalogDep, EngineDep, NowDep, PrincipalDep, SettingsDep, TemporalDep
+from api.deps import (CatalogDep, DeadlineDep, EngineDep, NowDep, PrincipalDep, SettingsDep,
+                      TemporalDep)
 from api.problems import problem_responses
 from api.scope import live_state, visible_customer
 from domain.entitlements import entitlements
@@ -38,16 +40,17 @@ class EntitlementsResource(BaseModel):
 
 
 @router.get("/{customer_id}/entitlements", response_model=EntitlementsResource,
-            responses=problem_responses(401, 404, 422, 503),
+            responses=problem_responses(401, 404, 422, 503, 504),
             summary="What the customer may use now")
 async def get_entitlements(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
-                           client: TemporalDep, catalog: CatalogDep, settings: SettingsDep,
-                           now: NowDep) -> EntitlementsResource:
+                           client: TemporalDep, deadline: DeadlineDep, catalog: CatalogDep,
+                           settings: SettingsDep, now: NowDep) -> EntitlementsResource:
     customer = await visible_customer(engine, principal, customer_id)
     views = await run_in_threadpool(eventlog.customer_views, engine, customer.id)
     # Ended subscriptions grant nothing; the live ones answer with their grace (D9) and dates.
-    states = [state for view in views if view.status != Status.CANCELED
-              if (state := await live_state(client, view.id)) is not None]
+    live = await asyncio.gather(*(live_state(client, view.id, deadline) for view in views
+                                  if view.status != Status.CANCELED))
+    states = [state for state in live if state is not None]
     result = entitlements(states, now, free_plan=catalog.get(FREE_PLAN),
                           free_daily_credits=settings.credits.free_daily_allowance)
     return EntitlementsResource(customer=customer.id, **result.model_dump(

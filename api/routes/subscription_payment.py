@@ -15,13 +15,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import billing
-from api.deps import EngineDep, NowDep, PaymentsDep, PrincipalDep, TemporalDep
+from api.deps import DeadlineDep, EngineDep, NowDep, PaymentsDep, PrincipalDep, TemporalDep
 from api.dunning import retry_dunning
 from api.problems import ApiProblem, invalid, problem_responses
-from api.routes.subscriptions import _settled
 from api.schemas.accounts import UpdatePaymentMethod
 from api.schemas.subscriptions import SubscriptionResource
 from api.scope import visible_customer, visible_state
+from workflows import client_ops
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
@@ -37,19 +37,19 @@ class SubscriptionPaymentMethodResult(BaseModel):
 
 
 @router.post("/{subscription_id}/payment_method", response_model=SubscriptionPaymentMethodResult,
-             responses=problem_responses(401, 404, 409, 422, 503),
+             responses=problem_responses(401, 404, 409, 422, 503, 504),
              summary="Change the payment method of a subscription")
 async def update_subscription_payment_method(
         subscription_id: SubscriptionId, body: UpdatePaymentMethod, principal: PrincipalDep,
-        engine: EngineDep, payments: PaymentsDep, client: TemporalDep, now: NowDep
-) -> SubscriptionPaymentMethodResult:
+        engine: EngineDep, payments: PaymentsDep, client: TemporalDep, deadline: DeadlineDep,
+        now: NowDep) -> SubscriptionPaymentMethodResult:
     """Give exactly one of `card_number` (test mode) and `payment_method_id`. A failed
     payment is retried at once with the new method (D9). An ended subscription is never
     charged again: 409."""
     if (body.card_number is None) == (body.payment_method_id is None):
         raise invalid("card_number", "exactly_one_required",
                       "give exactly one of card_number and payment_method_id")
-    state = await visible_state(client, principal, subscription_id)
+    state = await visible_state(client, principal, subscription_id, deadline)
     if state.ended:
         raise ApiProblem(409, "request-refused", "the subscription has ended and is never "
                          "charged again; change the customer's payment method instead",
@@ -58,8 +58,9 @@ async def update_subscription_payment_method(
     field = "card_number" if body.card_number else "payment_method_id"
     pm = await run_in_threadpool(billing.set_default_payment_method, payments, customer.id,
                                  body.card_number or body.payment_method_id, field)
-    retried = await retry_dunning(client, engine, customer, pm, principal.actor)
-    current = await _settled(client, subscription_id)
+    retried = await retry_dunning(client, engine, customer, pm, principal.actor,
+                                  timeout=deadline)
+    current = await client_ops.settled(client, subscription_id, timeout=deadline)
     return SubscriptionPaymentMethodResult(
         subscription=SubscriptionResource.from_state(current, now),
         default_payment_method=pm, retried_subscriptions=retried)

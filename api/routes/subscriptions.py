@@ -4,24 +4,28 @@ change_plan, preview, events.
 Changes go to the workflow as validated updates (``client_ops.send``): the workflow's own rules
 accept or refuse them, with the same reason the CLI and signals get. An ``Idempotency-Key``
 header becomes the update id (per operation), so a retried call answers with the first outcome.
+Who may change a subscription is read from the read model; every Temporal call has the API's
+deadline (api/outages.py says what a caller gets past it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.ids import new_id
 from accounts.keys import Principal
 from api.deps import (
     BillingManagerDep,
     CatalogDep,
+    DeadlineDep,
     EngineDep,
     LedgerDep,
     NowDep,
@@ -30,6 +34,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
 )
+from api.outages import temporal_timeout
 from api.preview import CancellationPreview, build_preview
 from api.problems import ApiProblem, invalid, not_found, problem_responses
 from api.schemas.subscriptions import (
@@ -48,16 +53,17 @@ from api.schemas.subscriptions import (
 from api.scope import (
     live_state,
     organization_for,
-    upstream_unavailable,
     visible_customer,
     visible_state,
+    visible_view,
 )
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
-from domain.model import Status, SubscriptionState
+from domain.model import Status
 from domain.requests import AcceptRetentionOffer, Cancel, ChangePlan, Pause, Postpone, Reactivate, Request, Resume
 from eventlog import store as eventlog
 from workflows import client_ops
+from workflows.client_ops import DeadlineExceeded
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
@@ -67,10 +73,6 @@ IdempotencyKey = Annotated[str | None, Header(
     description="Retrying with the same key answers with the first outcome; nothing happens "
     "twice.")]
 
-# How long POST waits for the first payment's outcome before answering with what it has.
-_SETTLE_ATTEMPTS, _SETTLE_DELAY = 100, 0.1
-
-
 def _idempotent_subscription_id(principal: Principal, key: str) -> str:
     """The same key from the same caller names the same subscription, so a retried create
     finds the workflow it started instead of starting another (ids are never reused)."""
@@ -78,29 +80,19 @@ def _idempotent_subscription_id(principal: Principal, key: str) -> str:
     return "sub_" + digest.hexdigest()[:20]
 
 
-async def _settled(client, subscription_id: str) -> SubscriptionState:
-    """The state once the first charge has an outcome (active, or incomplete if declined)."""
-    state = None
-    for _ in range(_SETTLE_ATTEMPTS):
-        state = await live_state(client, subscription_id)
-        if state is not None and state.awaiting_charge is None:
-            return state
-        await asyncio.sleep(_SETTLE_DELAY)
-    if state is None:
-        raise not_found("subscription", subscription_id)
-    return state
-
-
 @router.post("", status_code=201, response_model=SubscriptionResource,
-             responses=problem_responses(401, 404, 409, 422, 503),
+             responses=problem_responses(401, 404, 409, 422, 503, 504),
              summary="Create a subscription")
 async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
                               engine: EngineDep, client: TemporalDep, settings: SettingsDep,
-                              catalog: CatalogDep, now: NowDep,
+                              deadline: DeadlineDep, catalog: CatalogDep, now: NowDep,
                               idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
     """Starts the subscription's workflow; the first period is charged at once (unless it
-    starts later or has a trial). A new subscription after an ended one starts a new billing
-    cycle (D4): pass `trial_end` at the old renewal date to keep the anchor."""
+    starts later or has a trial). Answers once that charge has its outcome (`active`, or
+    `incomplete` if declined) and the subscription is listed. A new subscription after an
+    ended one starts a new billing cycle (D4): pass `trial_end` at the old renewal date to
+    keep the anchor. A 504 names the `subscription` it may have started: retry with the same
+    Idempotency-Key to get its outcome."""
     customer = await visible_customer(engine, principal, body.customer)
     plan = catalog.get(body.plan)
     if plan is None:
@@ -115,35 +107,26 @@ async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
                           requested_by=principal.actor)
     lifecycle.create(new, now)  # the core's own checks (e.g. trial_end), before anything starts
     try:
-        await client_ops.start(client, new, settings.temporal.task_queue)
-    except WorkflowAlreadyStartedError as err:
-        existing = await visible_state(client, principal, subscription_id)
-        if (existing.customer_id, existing.plan.id) != (customer.id, plan.id):
-            raise ApiProblem(409, "request-refused", "this Idempotency-Key was already used "
-                             "for a different subscription",
-                             code="idempotency_key_reused") from err
-        return SubscriptionResource.from_state(existing, now)
-    except RPCError as err:
-        raise upstream_unavailable(err) from err
-    state = await _settled(client, subscription_id)
-    await _listed(engine, state)
+        state = await client_ops.start_settled(client, new, settings.temporal.task_queue,
+                                               timeout=deadline)
+    except WorkflowAlreadyStartedError:  # this key's subscription exists and has ended
+        state = await visible_state(client, principal, subscription_id, deadline)
+    except DeadlineExceeded as err:  # started or not: the same key (or a GET) finds out
+        raise temporal_timeout(subscription=subscription_id) from err
+    if not principal.can_see(state.organization_id):
+        raise not_found("subscription", subscription_id)
+    if (state.customer_id, state.plan.id) != (customer.id, plan.id):
+        raise ApiProblem(409, "request-refused", "this Idempotency-Key was already used "
+                         "for a different subscription", code="idempotency_key_reused")
     return SubscriptionResource.from_state(state, now)
 
 
-async def _listed(engine, state: SubscriptionState) -> None:
-    """Read-your-writes: once create answers, list filters and the wallet rules (which read the
-    read model) see the subscription too. Bounded: the event activity may lag under load."""
-    for _ in range(_SETTLE_ATTEMPTS):
-        view = await run_in_threadpool(eventlog.get_view, engine, state.id)
-        if view is not None and view.status == state.status.value:
-            return
-        await asyncio.sleep(_SETTLE_DELAY)
-
-
-@router.get("", response_model=SubscriptionList, responses=problem_responses(401, 404, 422),
+@router.get("", response_model=SubscriptionList,
+            responses=problem_responses(401, 404, 422, 503, 504),
             summary="List subscriptions")
 async def list_subscriptions(
-    principal: PrincipalDep, engine: EngineDep, client: TemporalDep, now: NowDep,
+    principal: PrincipalDep, engine: EngineDep, client: TemporalDep, deadline: DeadlineDep,
+    now: NowDep,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Status | None = None,
     plan: Annotated[str | None, Query(max_length=64)] = None,
@@ -159,26 +142,26 @@ async def list_subscriptions(
         eventlog.list_views, engine, org, customer_id=customer,
         status=status.value if status else None, plan_id=plan, limit=limit + 1,
         starting_after=starting_after)
-    items = []
-    for view in views[:limit]:
-        if view.status == Status.PAST_DUE:  # access depends on the grace period: ask the workflow
-            state = await live_state(client, view.id)
-            if state is not None:
-                items.append(SubscriptionResource.from_state(state, now))
-                continue
-        items.append(SubscriptionResource.from_view(view, now))
-    return SubscriptionList(data=items, has_more=len(views) > limit)
+    views, has_more = views[:limit], len(views) > limit
+    # Past due: access depends on the grace period, so ask those workflows (all at once).
+    past_due = [view.id for view in views if view.status == Status.PAST_DUE]
+    live = dict(zip(past_due, await asyncio.gather(
+        *(live_state(client, sid, deadline) for sid in past_due)), strict=True))
+    items = [SubscriptionResource.from_state(state, now)
+             if (state := live.get(view.id)) is not None
+             else SubscriptionResource.from_view(view, now) for view in views]
+    return SubscriptionList(data=items, has_more=has_more)
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionResource,
-            responses=problem_responses(401, 404, 422),
+            responses=problem_responses(401, 404, 422, 503, 504),
             summary="Retrieve a subscription")
 async def get_subscription(subscription_id: SubscriptionId, principal: PrincipalDep,
-                           client: TemporalDep, engine: EngineDep, now: NowDep
-                           ) -> SubscriptionResource:
+                           client: TemporalDep, deadline: DeadlineDep, engine: EngineDep,
+                           now: NowDep) -> SubscriptionResource:
     """The live state, read from the subscription's workflow (for an ended subscription whose
     workflow history the server no longer keeps, the read model's last state)."""
-    state = await live_state(client, subscription_id)
+    state = await live_state(client, subscription_id, deadline)
     if state is not None and principal.can_see(state.organization_id):
         return SubscriptionResource.from_state(state, now)
     view = None if state else await run_in_threadpool(eventlog.get_view, engine,
@@ -188,21 +171,39 @@ async def get_subscription(subscription_id: SubscriptionId, principal: Principal
     return SubscriptionResource.from_view(view, now)
 
 
-async def _send(client, principal: Principal, subscription_id: str, request: Request,
-                operation: str, idempotency_key: str | None, now) -> SubscriptionResource:
-    await visible_state(client, principal, subscription_id)
-    update_id = f"{operation}:{idempotency_key}" if idempotency_key else None
-    try:
-        state = await client_ops.send(client, subscription_id, request, update_id=update_id)
-    except RPCError as err:
-        raise upstream_unavailable(err) from err
-    return SubscriptionResource.from_state(state, now)
+class _Updates:
+    """A change to a subscription: authorized from the read model (one row, no workflow
+    query), then sent to the workflow as an update, within the deadline."""
+
+    def __init__(self, client: TemporalDep, engine: EngineDep, deadline: DeadlineDep) -> None:
+        self.client, self.engine, self.deadline = client, engine, deadline
+
+    async def send(self, principal: Principal, subscription_id: str, request: Request,
+                   operation: str, idempotency_key: str | None,
+                   now: datetime) -> SubscriptionResource:
+        view = await visible_view(self.engine, principal, subscription_id)
+        update_id = f"{operation}:{idempotency_key}" if idempotency_key else None
+        try:
+            state = await client_ops.send(self.client, subscription_id, request,
+                                          update_id=update_id, timeout=self.deadline)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Listed but unknown to Temporal: an ended subscription whose history is gone.
+            if view.status == Status.CANCELED:
+                raise client_ops.ended(request) from err
+            raise not_found("subscription", subscription_id) from err
+        return SubscriptionResource.from_state(state, now)
+
+
+Updates = Annotated[_Updates, Depends()]
 
 
 @router.post("/{subscription_id}/cancel", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422), summary="Cancel a subscription")
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
+             summary="Cancel a subscription")
 async def cancel_subscription(subscription_id: SubscriptionId, body: CancelBody,
-                              principal: BillingManagerDep, client: TemporalDep, now: NowDep,
+                              principal: BillingManagerDep, updates: Updates, now: NowDep,
                               idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
     """`immediately` ends it now (no further charges, optional refund, D6); `at_period_end`
     keeps access until the paid-through date and the renewal line becomes "Cancelling on"
@@ -213,71 +214,72 @@ async def cancel_subscription(subscription_id: SubscriptionId, body: CancelBody,
     request = Cancel(mode=body.mode, cancel_at=body.cancel_at, refund=body.refund,
                      feedback=body.customer_reason, comment=body.comment,
                      requested_by=principal.actor)
-    return await _send(client, principal, subscription_id, request, "cancel",
-                       idempotency_key, now)
+    return await updates.send(principal, subscription_id, request, "cancel",
+                              idempotency_key, now)
 
 
 @router.post("/{subscription_id}/reactivate", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422),
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
              summary="Remove a scheduled cancellation")
 async def reactivate_subscription(subscription_id: SubscriptionId,
-                                  principal: BillingManagerDep, client: TemporalDep,
+                                  principal: BillingManagerDep, updates: Updates,
                                   now: NowDep, idempotency_key: IdempotencyKey = None
                                   ) -> SubscriptionResource:
     """Before the cancellation takes effect: back to active, same renewal date, nothing
     charged now (D3). After it took effect: 409, create a new subscription (D4)."""
-    return await _send(client, principal, subscription_id,
-                       Reactivate(requested_by=principal.actor), "reactivate",
-                       idempotency_key, now)
+    return await updates.send(principal, subscription_id,
+                              Reactivate(requested_by=principal.actor), "reactivate",
+                              idempotency_key, now)
 
 
 @router.post("/{subscription_id}/postpone", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422),
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
              summary="Move a scheduled cancellation")
 async def postpone_cancellation(subscription_id: SubscriptionId, body: PostponeBody,
-                                principal: BillingManagerDep, client: TemporalDep,
+                                principal: BillingManagerDep, updates: Updates,
                                 now: NowDep, idempotency_key: IdempotencyKey = None
                                 ) -> SubscriptionResource:
     """Change the term end (D5). Time past the paid-through date is not charged."""
-    return await _send(client, principal, subscription_id,
-                       Postpone(cancel_at=body.cancel_at, requested_by=principal.actor),
-                       "postpone", idempotency_key, now)
+    return await updates.send(principal, subscription_id,
+                              Postpone(cancel_at=body.cancel_at, requested_by=principal.actor),
+                              "postpone", idempotency_key, now)
 
 
 @router.post("/{subscription_id}/pause", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422), summary="Pause a subscription")
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
+             summary="Pause a subscription")
 async def pause_subscription(subscription_id: SubscriptionId, body: PauseBody,
-                             principal: BillingManagerDep, client: TemporalDep, now: NowDep,
+                             principal: BillingManagerDep, updates: Updates, now: NowDep,
                              idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
     """D12: no renewals, no charges and no access while paused; purchased credits are
     locked. `now` pauses at once, `at_period_end` at the paid-through date; `resume_at`
     resumes automatically on the original anchor. Owners and billing admins only."""
     request = Pause(mode=body.mode, resume_at=body.resume_at, requested_by=principal.actor)
-    return await _send(client, principal, subscription_id, request, "pause",
-                       idempotency_key, now)
+    return await updates.send(principal, subscription_id, request, "pause",
+                              idempotency_key, now)
 
 
 @router.post("/{subscription_id}/resume", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422),
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
              summary="Resume a paused subscription")
 async def resume_subscription(subscription_id: SubscriptionId, principal: BillingManagerDep,
-                              client: TemporalDep, now: NowDep,
+                              updates: Updates, now: NowDep,
                               body: ResumeBody | None = None,
                               idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
     """Ends a pause (or removes a scheduled one). `keep`: same billing anchor, nothing
     charged while the last paid period lasts, else the current anchor period is charged now;
     `reset`: a new period starts now and is charged. Owners and billing admins only."""
     anchor = body.anchor if body is not None else "keep"
-    return await _send(client, principal, subscription_id,
-                       Resume(anchor=anchor, requested_by=principal.actor), "resume",
-                       idempotency_key, now)
+    return await updates.send(principal, subscription_id,
+                              Resume(anchor=anchor, requested_by=principal.actor), "resume",
+                              idempotency_key, now)
 
 
 @router.post("/{subscription_id}/change_plan", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422),
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
              summary="Change the plan at the next renewal")
 async def change_plan(subscription_id: SubscriptionId, body: ChangePlanBody,
-                      principal: BillingManagerDep, client: TemporalDep, catalog: CatalogDep,
+                      principal: BillingManagerDep, updates: Updates, catalog: CatalogDep,
                       now: NowDep, idempotency_key: IdempotencyKey = None
                       ) -> SubscriptionResource:
     """Nothing is charged now: the next renewal charges the new plan's price and grants its
@@ -288,34 +290,35 @@ async def change_plan(subscription_id: SubscriptionId, body: ChangePlanBody,
     if plan is None:
         known = ", ".join(p.id for p in catalog.plans)
         raise invalid("plan", "unknown_plan", f"no such plan: {body.plan}; choose one of {known}")
-    return await _send(client, principal, subscription_id,
-                       ChangePlan(plan=plan, requested_by=principal.actor), "change_plan",
-                       idempotency_key, now)
+    return await updates.send(principal, subscription_id,
+                              ChangePlan(plan=plan, requested_by=principal.actor), "change_plan",
+                              idempotency_key, now)
 
 
 @router.post("/{subscription_id}/accept_retention_offer", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422),
+             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
              summary="Keep the subscription at a discount instead of cancelling")
 async def accept_retention_offer(subscription_id: SubscriptionId, principal: BillingManagerDep,
-                                 client: TemporalDep, now: NowDep,
+                                 updates: Updates, now: NowDep,
                                  idempotency_key: IdempotencyKey = None
                                  ) -> SubscriptionResource:
     """D14: the offer shown by the cancellation preview. A scheduled cancellation is removed;
     the next periods are charged at the reduced price (`discount` shows what is left); nothing
     is charged now. Once per subscription. Owners and billing admins only."""
-    return await _send(client, principal, subscription_id,
-                       AcceptRetentionOffer(requested_by=principal.actor),
-                       "accept_retention_offer", idempotency_key, now)
+    return await updates.send(principal, subscription_id,
+                              AcceptRetentionOffer(requested_by=principal.actor),
+                              "accept_retention_offer", idempotency_key, now)
 
 
 @router.get("/{subscription_id}/cancellation_preview", response_model=CancellationPreview,
-            responses=problem_responses(401, 404, 422), summary="What a cancellation would affect")
+            responses=problem_responses(401, 404, 422, 503, 504),
+            summary="What a cancellation would affect")
 async def cancellation_preview(subscription_id: SubscriptionId, principal: PrincipalDep,
-                               client: TemporalDep, ledger: LedgerDep,
+                               client: TemporalDep, deadline: DeadlineDep, ledger: LedgerDep,
                                payments: PaymentsDep, now: NowDep) -> CancellationPreview:
     """D23, before the customer confirms: the exact end date at period end, access until,
     credits forfeited or locked, outstanding usage and open charges."""
-    state = await visible_state(client, principal, subscription_id)
+    state = await visible_state(client, principal, subscription_id, deadline)
     return await run_in_threadpool(build_preview, state, now, ledger, payments)
 
 
@@ -324,14 +327,14 @@ async def cancellation_preview(subscription_id: SubscriptionId, principal: Princ
             summary="The subscription's events (D8)")
 async def list_subscription_events(
     subscription_id: SubscriptionId, principal: PrincipalDep, engine: EngineDep,
-    client: TemporalDep,
+    client: TemporalDep, deadline: DeadlineDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     starting_after: Annotated[str | None, Query(max_length=128, description=(
         "The last event id of the previous page."))] = None,
 ) -> EventList:
     view = await run_in_threadpool(eventlog.get_view, engine, subscription_id)
-    if view is None:  # just created: the read model may not have it yet
-        await visible_state(client, principal, subscription_id)
+    if view is None:  # started outside the API and its first task has not run yet
+        await visible_state(client, principal, subscription_id, deadline)
     elif not principal.can_see(view.organization_id):
         raise not_found("subscription", subscription_id)
     after = 0

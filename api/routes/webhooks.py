@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api import stripe_events
-from api.deps import EngineDep, PaymentsDep, SettingsDep, TemporalDep
+from api.deps import DeadlineDep, EngineDep, PaymentsDep, SettingsDep, TemporalDep
 from api.problems import ApiProblem, FieldError, problem_responses
 from webhooks import store
 from webhooks.events import StripeEvent
@@ -56,7 +56,7 @@ def _parse(payload: bytes) -> StripeEvent:
 @router.post("/webhooks/stripe", response_model=WebhookReceipt, openapi_extra=_BODY,
              responses=problem_responses(400, 409, 422, 503), summary="Receive a Stripe event")
 async def stripe_webhook(request: Request, settings: SettingsDep, engine: EngineDep,
-                         payments: PaymentsDep, client: TemporalDep,
+                         payments: PaymentsDep, client: TemporalDep, deadline: DeadlineDep,
                          stripe_signature: Annotated[str | None, Header(
                              alias="Stripe-Signature", max_length=2000)] = None
                          ) -> WebhookReceipt:
@@ -82,7 +82,7 @@ async def stripe_webhook(request: Request, settings: SettingsDep, engine: Engine
                          f"delivery; retry in {claim.retry_after} s", code="event_in_progress",
                          headers={"Retry-After": str(claim.retry_after)})
     try:
-        outcome = await stripe_events.handle(event, engine, payments, client)
+        outcome = await stripe_events.handle(event, engine, payments, client, deadline)
     except BaseException:
         await run_in_threadpool(store.release, engine, claim)
         raise
