@@ -72,6 +72,15 @@ class SubscriptionDiscount(BaseModel):
     periods_left: int
 
 
+class SubscriptionHold(BaseModel):
+    """What an integrator may show; the details (message, Stripe request id) are for
+    operators (`subs held`, the Web UI)."""
+
+    code: str = Field(examples=["stripe_authentication"])
+    since: datetime
+    call: str = Field(examples=["charge"])
+
+
 class SubscriptionResource(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "sub_4fT9kQ2mZx8LpR1a", "object": "subscription",
@@ -108,6 +117,10 @@ class SubscriptionResource(BaseModel):
         "D14: an accepted retention offer and the discounted periods still to come."))
     has_access: bool = Field(description="Paid features are available now (D2, D9 grace).")
     renewal: Renewal
+    hold: SubscriptionHold | None = Field(default=None, description=(
+        "Set while the subscription waits for an operator (docs/failures.md): a Stripe or "
+        "database call failed in a way retrying alone cannot fix. Nothing renews or retries "
+        "until then; the customer keeps their access."))
 
     @classmethod
     def from_state(cls, state: SubscriptionState, now: datetime) -> SubscriptionResource:
@@ -131,7 +144,9 @@ class SubscriptionResource(BaseModel):
             discount=None if state.discount is None else SubscriptionDiscount(
                 percent_off=state.discount.offer.percent_off,
                 periods_left=state.discount.periods_left),
-            has_access=state.has_access(now), renewal=renewal_of(state))
+            has_access=state.has_access(now), renewal=renewal_of(state),
+            hold=None if state.hold is None else SubscriptionHold(
+                code=state.hold.code, since=state.hold.since, call=state.hold.activity))
 
     @classmethod
     def from_view(cls, view: SubscriptionView, now: datetime) -> SubscriptionResource:
