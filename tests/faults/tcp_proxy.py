@@ -71,6 +71,7 @@ class TcpProxy:
         if not self._thread.is_alive():
             return
         self.refuse()
+        self._run(self._finish_pipes())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -95,6 +96,13 @@ class TcpProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()  # not wait_closed(): it would wait for the connections cut next
+
+    async def _finish_pipes(self) -> None:
+        """Let the cut connections' copy tasks end, so none is destroyed while pending."""
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _cut(self) -> None:
         for writer in list(self._open):
