@@ -124,7 +124,7 @@ class Reconciler:
                         _log(finding, dry_run)
                         report.findings.append(finding)
             except (PaymentError, SQLAlchemyError) as err:
-                report.errors.append(f"{name}: {type(err).__name__}: {err}")
+                report.errors.append(f"{name}: {type(err).__name__}: {_one_line(err)}")
                 log.error("reconcile check %s did not finish: %s", name, err,
                           extra={"check": name, "error_type": type(err).__name__})
         log.info(report.summary(), extra={"dry_run": dry_run, "findings": len(report.findings),
@@ -282,6 +282,11 @@ def _request(row: ChargeAttempt) -> ChargeRequest:
                          amount=row.amount, currency=row.currency,
                          description=row.description or "", purpose=row.purpose,
                          period_key=row.period_key)
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _log(finding: Finding, dry_run: bool) -> None:
