@@ -201,10 +201,10 @@ def reconcile(
     from payments.service import PaymentService
     from workers.logs import configure as configure_logging
 
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)  # JSON lines on stderr
-    logging.getLogger("stripe").setLevel(logging.WARNING)  # not a line per HTTP request
     try:
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)  # JSON lines on stderr
+        logging.getLogger("stripe").setLevel(logging.WARNING)  # not a line per HTTP request
         engine = get_engine(settings.database_url)
         report = Reconciler(PaymentService(engine, StripeGateway(settings.stripe)),
                             Ledger(engine, settings.credits), settings.reconcile
