@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.helpers import assert_problem, create_customer, create_subscription, settle
+from tests.fakes_stripe import CARD_DECLINED
 
 pytestmark = pytest.mark.temporal
 
@@ -74,3 +75,16 @@ async def test_subscription_credits_arrive_with_the_paid_period(api, org):
 
     balance = await settle(granted)
     assert balance["balances"]["subscription"] == 5000 and balance["available"] == 5000
+
+
+async def test_a_declined_topup_is_402_and_stays_declined_for_its_key(api, org):
+    customer = await create_customer(api, org, card=CARD_DECLINED)
+    credits = f"/v1/customers/{customer['id']}/credits"
+    topup = {"amount": 700, "idempotency_key": "declined-1"}
+    body = assert_problem(await api.post(f"{credits}/topups", json=topup, headers=org.owner),
+                          402, code="payment_declined", type="/problems/payment-failed")
+    assert body["decline_code"] == "card_declined"
+    again = await api.post(f"{credits}/topups", json=topup, headers=org.owner)
+    assert assert_problem(again, 402)["detail"] == body["detail"]  # the first outcome
+    balance = (await api.get(credits, headers=org.member)).json()
+    assert balance["balances"]["purchased"] == 0
