@@ -97,10 +97,16 @@ async def buy_credits(client: Client, purchase: CreditPurchase, task_queue: str,
                          "with the same idempotency_key for its outcome",
                          code="purchase_in_progress",
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
-    except (RPCError, WorkflowFailureError) as err:
+    except RPCError as err:
         log.warning("purchase %s: %s", purchase.idempotency_key, err)
         raise ApiProblem(503, "upstream-unavailable", "the workflow engine did not answer; "
                          "retry with the same idempotency_key", code="temporal_unavailable",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    except WorkflowFailureError as err:  # e.g. terminated by an operator: a retry runs anew
+        log.warning("purchase %s stopped: %s", purchase.idempotency_key, err.cause)
+        raise ApiProblem(503, "upstream-unavailable", "the purchase was stopped before it "
+                         "ended; retry with the same idempotency_key (nothing is charged or "
+                         "credited twice)", code="purchase_interrupted",
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     if result.credits != purchase.credits or (result.stage == "charge"
                                               and result.error_type == "IdempotencyConflict"):
