@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from domain import purchases
 from domain.model import Event
 
 
@@ -32,6 +33,30 @@ class ChargeResult(BaseModel):
     payment_intent_id: str | None = None
     decline_code: str | None = None
     message: str | None = None
+
+
+class CreditPurchase(BaseModel):
+    """Credits bought with one charge (D16 top-up, D19 auto-recharge; see domain.purchases).
+    Fixed at the first request: a duplicate request joins the purchase started with this
+    input, whatever its own amount or time, and charge and grant share ``idempotency_key``."""
+
+    idempotency_key: str
+    customer_id: str
+    purpose: purchases.Purpose
+    credits: int
+    amount: int  # minor units charged
+    currency: str
+    at: datetime  # the first request: when the credits become usable
+    expires_at: datetime | None = None
+
+    def charge_request(self) -> ChargeRequest:
+        return ChargeRequest(
+            idempotency_key=self.idempotency_key, subscription_id="",
+            customer_id=self.customer_id, amount=self.amount, currency=self.currency,
+            description=(f"{self.credits} credits" if self.purpose == "topup"
+                         else f"auto-recharge {self.credits} credits"),
+            purpose=self.purpose, period_key=purchases.period_key(self.purpose,
+                                                                   self.expires_at))
 
 
 class RefundRequest(BaseModel):
@@ -112,3 +137,9 @@ class EffectBatch(BaseModel):
 
     subscription_id: str
     effects: list[Effect]
+
+
+class ReconcileRequest(BaseModel):
+    """One run of the payments reconciliation job (payments.reconcile)."""
+
+    dry_run: bool = False

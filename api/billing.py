@@ -3,16 +3,22 @@ routes read as business steps and payment failures become problems in one place.
 
 Failures are sorted by who can fix them: a card or payment method the provider rejects is the
 caller's input (422 naming the field), a declined top-up charge is a 402, an unreachable or
-overloaded provider is a 503 (retry with the same key).
+overloaded provider is a 503 (retry with the same key). Credit purchases run as workflows
+(workflows.credit_purchase); here their results become answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from activities.types import ChargeRequest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError
+
+from activities.types import CreditPurchase
 from api.problems import ApiProblem, invalid
 from payments.errors import (
     IdempotencyConflict,
@@ -22,11 +28,13 @@ from payments.errors import (
 )
 from payments.records import OpenCharges, StripeCustomerRecord
 from payments.service import PaymentService
+from workflows import purchase_ops
+from workflows.types import PurchaseResult
 
-# What a purchased credit costs. There is no setting for it yet (see the report): one credit
-# is one minor unit of the default currency.
-TOPUP_UNIT_PRICE = 1
-TOPUP_CURRENCY = "usd"
+# A purchase that did not finish in time: it goes on; a retry soon finds its outcome.
+RETRY_AFTER_SECONDS = 5
+START_DEADLINE_SECONDS = 5.0
+log = logging.getLogger("api.billing")
 _CARD_NUMBER = re.compile(r"^\d{12,19}$")
 
 
@@ -76,22 +84,66 @@ def default_payment_method(payments: PaymentService, customer_id: str) -> str | 
     return record.default_payment_method if record else None
 
 
-def charge_topup(payments: PaymentService, customer_id: str, credits: int,
-                 idempotency_key: str) -> str | None:
-    """Charge the default payment method for ``credits``, once per key; the PaymentIntent id.
-    A retry of a declined key stays declined (exactly once): use a new key after fixing the
-    payment method."""
-    with payment_errors("payment_method"):
-        result = payments.charge(ChargeRequest(
-            idempotency_key=idempotency_key, subscription_id="", customer_id=customer_id,
-            amount=credits * TOPUP_UNIT_PRICE, currency=TOPUP_CURRENCY,
-            description=f"{credits} credits", purpose="topup", period_key="topup"))
-    if result.status != "succeeded":
+async def buy_credits(client: Client, purchase: CreditPurchase, task_queue: str,
+                      wait: float) -> PurchaseResult:
+    """Run the purchase's workflow (or join it) and answer with its credited result, waiting
+    at most ``wait`` seconds; every other end is a problem. The caller's retry with the same
+    key joins the same purchase, so a 503 here never charges twice."""
+    try:
+        async with asyncio.timeout(wait):
+            result = await purchase_ops.buy(client, purchase, task_queue)
+    except TimeoutError:
+        raise ApiProblem(503, "upstream-unavailable", "the payment is still in progress; retry "
+                         "with the same idempotency_key for its outcome",
+                         code="purchase_in_progress",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    except RPCError as err:
+        log.warning("purchase %s: %s", purchase.idempotency_key, err)
+        raise ApiProblem(503, "upstream-unavailable", "the workflow engine did not answer; "
+                         "retry with the same idempotency_key", code="temporal_unavailable",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    except WorkflowFailureError as err:  # e.g. terminated by an operator: a retry runs anew
+        log.warning("purchase %s stopped: %s", purchase.idempotency_key, err.cause)
+        raise ApiProblem(503, "upstream-unavailable", "the purchase was stopped before it "
+                         "ended; retry with the same idempotency_key (nothing is charged or "
+                         "credited twice)", code="purchase_interrupted",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    if result.credits != purchase.credits or (result.stage == "charge"
+                                              and result.error_type == "IdempotencyConflict"):
+        raise invalid("idempotency_key", "idempotency_key_reused",
+                      "this idempotency_key was already used for a different request")
+    if result.status == "declined":
         raise ApiProblem(402, "payment-failed", f"the top-up payment was declined "
                          f"({result.decline_code}): {result.message or 'no reason given'}; "
                          "update the payment method and retry with a new idempotency_key",
                          code="payment_declined", decline_code=result.decline_code)
-    return result.payment_intent_id
+    if result.status == "failed" and result.stage == "charge":
+        log.error("purchase %s: the payment provider refused the charge (%s, HTTP %s)",
+                  purchase.idempotency_key, result.error_type, result.http_status)
+        raise ApiProblem(502, "upstream-unavailable", "the payment provider refused the "
+                         "request; nothing was charged. Retry later with the same "
+                         "idempotency_key", code="payment_provider_error",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if result.status == "failed":
+        log.error("purchase %s: charged (%s) but the credits were refused (%s)",
+                  purchase.idempotency_key, result.payment_intent_id, result.error_type)
+        raise ApiProblem(500, "internal-error", "the payment went through but the credits "
+                         "could not be recorded; it has been logged for reconciliation",
+                         code="credit_failed")
+    return result
+
+
+async def start_auto_recharge(client: Client, purchase: CreditPurchase,
+                              task_queue: str) -> None:
+    """D19, fire and forget: the debit that triggered it has succeeded whatever happens here.
+    Not started (the engine unreachable) means nothing was charged; the same debit retried
+    starts it again."""
+    try:
+        async with asyncio.timeout(START_DEADLINE_SECONDS):
+            await purchase_ops.start(client, purchase, task_queue)
+    except (TimeoutError, RPCError) as err:
+        log.warning("auto-recharge %s not started: %s", purchase.idempotency_key, err or
+                    "timed out", extra={"customer_id": purchase.customer_id})
 
 
 def open_charges(payments: PaymentService, subscription_id: str) -> OpenCharges:

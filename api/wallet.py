@@ -4,30 +4,27 @@
   the free plan, or every paid one ended) gets the free daily allowance, once per UTC day
   (idempotent by day). A trial, a dunning grace or a pause is not the free plan.
 - D19: after a debit leaves the balance under the configured threshold while a paid term runs
-  (active or cancelling), the default payment method is charged for the configured amount.
-  The idempotency key is derived from the debit that crossed the threshold, so a retried debit
+  (active or cancelling), the default payment method is charged for the configured amount, by
+  a credit purchase workflow (workflows.credit_purchase) the API starts without waiting. The
+  idempotency key is derived from the debit that crossed the threshold, so a retried debit
   never recharges twice; after the term ends nothing is recharged.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from activities.types import ChargeRequest
+from activities.types import CreditPurchase
 from config.plans import PlanCatalog
-from domain import credits
+from domain import credits, purchases
 from domain.credits import in_paid_term
 from eventlog import store as eventlog
 from ledger.results import EntryResult
 from ledger.service import Ledger
-from payments.errors import PaymentError
 from payments.service import PaymentService
-
-log = logging.getLogger("api.wallet")
 
 
 @dataclass(frozen=True)
@@ -55,25 +52,18 @@ def grant_free_daily_if_due(ledger: Ledger, standing: Standing, customer_id: str
         ledger.grant_free_daily(customer_id, now.date())
 
 
-def auto_recharge_after(debit: EntryResult, ledger: Ledger, payments: PaymentService,
-                        standing: Standing, now: datetime,
-                        currency: str = "usd", unit_price: int = 1) -> EntryResult | None:
-    """D19: charge and credit a recharge when the debit crossed the threshold. A declined
-    or failed recharge leaves the debit as it is (it already succeeded) and is logged."""
+def recharge_due(debit: EntryResult, ledger: Ledger, payments: PaymentService,
+                 standing: Standing, now: datetime) -> CreditPurchase | None:
+    """D19: the recharge the debit calls for, if any, with its amount fixed now. A retried
+    debit finds the charge of its first attempt and buys what that one was buying, whatever
+    the balance says now, so a charge that succeeded is always credited."""
     customer_id = debit.customer_id
-    due = ledger.auto_recharge_due(customer_id, now, standing.paid_term)
-    if due <= 0:
+    key = purchases.auto_recharge_key(customer_id, debit.entry_id)
+    earlier = payments.get_charge(key)
+    credits = (purchases.credits_bought(earlier.amount) if earlier is not None
+               else ledger.auto_recharge_due(customer_id, now, standing.paid_term))
+    if credits <= 0:
         return None
-    key = f"{customer_id}:auto_recharge:{debit.entry_id}"
-    try:
-        charge = payments.charge(ChargeRequest(
-            idempotency_key=key, subscription_id="", customer_id=customer_id,
-            amount=due * unit_price, currency=currency, description=f"auto-recharge {due} credits",
-            purpose="auto_recharge", period_key="auto_recharge"))
-    except PaymentError as err:
-        log.warning("auto-recharge for %s failed: %s", customer_id, err)
-        return None
-    if charge.status != "succeeded":
-        log.warning("auto-recharge for %s declined: %s", customer_id, charge.decline_code)
-        return None
-    return ledger.purchase_topup(customer_id, due, key, now)
+    return CreditPurchase(idempotency_key=key, customer_id=customer_id, purpose="auto_recharge",
+                          credits=credits, amount=purchases.price(credits),
+                          currency=purchases.CURRENCY, at=now)

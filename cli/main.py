@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from datetime import datetime
@@ -24,7 +25,8 @@ from workers.client import connect
 from workflows import client_ops, contract
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone, pause, resume; `demo` seeds the local stack.",
+                  "postpone, pause, resume; reconcile payments; `demo` seeds the local "
+                  "stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -235,6 +237,40 @@ def credits(customer_id: str) -> None:
     settings = get_settings()
     ledger = Ledger(get_engine(settings.database_url), settings.credits)
     _print(ledger.balances(customer_id, datetime.now(UTC)).model_dump(mode="json"))
+
+
+@app.command()
+def reconcile(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report only, repair nothing")] =
+    False,
+) -> None:
+    """Run the payments reconciliation job once (the worker's `reconcile-payments` schedule
+    runs the same): stuck pending charges, paid purchases without credits, PaymentIntents at
+    Stripe the database does not know. One line per finding; exit 1 only if a check failed."""
+    from ledger.service import Ledger
+    from payments.gateway import StripeGateway
+    from payments.reconcile import Reconciler
+    from payments.service import PaymentService
+    from workers.logs import configure as configure_logging
+
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)  # JSON lines on stderr
+        logging.getLogger("stripe").setLevel(logging.WARNING)  # not a line per HTTP request
+        engine = get_engine(settings.database_url)
+        report = Reconciler(PaymentService(engine, StripeGateway(settings.stripe)),
+                            Ledger(engine, settings.credits), settings.reconcile
+                            ).run(dry_run=dry_run)
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        message = " ".join(str(err).split())
+        typer.secho(f"reconcile failed: {type(err).__name__}: {message}", fg="red", err=True)
+        raise typer.Exit(code=1) from None
+    for finding in report.findings:
+        typer.echo(finding.line())
+    for error in report.errors:
+        typer.secho(f"error        {error}", fg="red")
+    typer.echo(report.summary())
+    raise typer.Exit(code=1 if report.errors else 0)
 
 
 @app.command()

@@ -73,6 +73,24 @@ class CreditSettings(BaseModel):
     free_daily_allowance: int = 100
     auto_recharge_threshold: int = 0
     auto_recharge_amount: int = 0
+    # How long POST .../credits/topups waits for its purchase workflow before answering 503
+    # with Retry-After (the purchase goes on; a retry with the same key joins it).
+    topup_wait_seconds: float = 15.0
+
+
+class ReconcileSettings(BaseModel):
+    """The payments reconciliation job (payments/reconcile.py) and its Temporal Schedule."""
+
+    # How often the schedule runs it (the worker creates the schedule); 0 creates none.
+    interval: timedelta = timedelta(minutes=15)
+    # Younger than this, a pending charge, an uncredited purchase or an intent unknown to the
+    # database is in flight, not lost: the job leaves it alone.
+    settle_after: timedelta = timedelta(minutes=15)
+    # How far back PaymentIntents are listed at Stripe.
+    lookback: timedelta = timedelta(days=3)
+    # Ask Stripe for the lookback window only (created[gte]); localstripe rejects the
+    # parameter, so the local stack lists every intent and filters here. True for real Stripe.
+    stripe_created_filter: bool = False
 
 
 class NotificationSettings(BaseModel):
@@ -110,6 +128,7 @@ class Settings(BaseSettings):
     # migration lock: store/migrate.py). Deployments turn it off and run the migrate job once
     # per deploy (docker-compose.yml), so a schema change never happens under running code.
     migrate_on_start: bool = True
+    reconcile: ReconcileSettings = ReconcileSettings()
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"

@@ -201,6 +201,9 @@ def _outcome(intent: Intent) -> tuple[str, str | None, str | None] | None:
     return None
 
 
+intent_outcome = _outcome  # the reconciliation job reads an intent's outcome the same way
+
+
 def _new_attempt(r: ChargeRequest) -> ChargeAttempt:
     return ChargeAttempt(idempotency_key=r.idempotency_key, subscription_id=r.subscription_id,
                          customer_id=r.customer_id, amount=r.amount, currency=r.currency,

@@ -1,4 +1,6 @@
-"""The worker process: the subscription workflow plus every activity, wired to real services."""
+"""The worker process: the subscription, credit purchase and reconciliation workflows plus every
+activity, wired to real services; at start-up it makes sure the reconciliation Schedule
+exists."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -16,27 +19,40 @@ from activities.credits import CreditActivities
 from activities.effects import EffectActivities
 from activities.events import EventActivities
 from activities.payments import PaymentActivities
+from activities.purchases import PurchaseActivities
+from activities.reconcile import ReconcileActivities
 from config.settings import Settings, get_settings
 from ledger.service import Ledger
 from notifications.dispatcher import Dispatcher
 from payments.gateway import StripeGateway
+from payments.reconcile import Reconciler
 from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
 from workers.client import connect, worker_runtime
 from workers.logs import configure as configure_logging
+from workflows.credit_purchase import CreditPurchaseWorkflow
+from workflows.reconcile import ReconcilePaymentsWorkflow
+from workflows.schedules import ensure_reconcile_schedule
 from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("workers")
+WORKFLOWS = [SubscriptionWorkflow, CreditPurchaseWorkflow, ReconcilePaymentsWorkflow]
 
 
 def build_activities(settings: Settings, engine: Engine) -> list:
-    payments = PaymentActivities(PaymentService(engine, StripeGateway(settings.stripe)))
-    credits = CreditActivities(Ledger(engine, settings.credits))
+    service = PaymentService(engine, StripeGateway(settings.stripe))
+    ledger = Ledger(engine, settings.credits)
+    payments = PaymentActivities(service)
+    credits = CreditActivities(ledger)
     events = EventActivities(engine)
     effects = EffectActivities(credits, events)
+    purchases = PurchaseActivities(ledger)
+    reconcile = ReconcileActivities(Reconciler(service, ledger, settings.reconcile))
     return [
-        payments.charge,
+        payments.charge,  # also the charge of a credit purchase
+        purchases.purchase_credits,
+        reconcile.reconcile_payments,
         payments.refund,
         payments.collect_pending_charges,
         payments.discard_pending_charges,
@@ -54,13 +70,13 @@ def build_activities(settings: Settings, engine: Engine) -> list:
 def build_worker(client: Client, settings: Settings, engine: Engine | None = None,
                  task_queue: str | None = None, max_concurrent_activities: int = 32,
                  workflows: list[type] | None = None) -> Worker:
-    """``workflows`` replaces SubscriptionWorkflow (bench/baseline.py runs its plain loop on
+    """``workflows`` replaces the default ones (bench/baseline.py runs its plain loop on
     exactly the same worker configuration)."""
     engine = engine or get_engine(settings.database_url)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
-        workflows=workflows or [SubscriptionWorkflow],
+        workflows=workflows or WORKFLOWS,
         activities=build_activities(settings, engine),
         workflow_runner=(SandboxedWorkflowRunner() if settings.workflow_sandbox
                          else UnsandboxedWorkflowRunner()),
@@ -75,6 +91,10 @@ async def main() -> None:
     if settings.migrate_on_start:
         upgrade(settings.database_url)
     client = await connect(settings, worker_runtime(settings))
+    try:
+        await ensure_reconcile_schedule(client, settings)
+    except RPCError as err:  # the worker's own work does not depend on it
+        log.error("reconciliation schedule not created: %s", err)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

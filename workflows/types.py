@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
 from domain.lifecycle import NewSubscription
 from domain.model import SubscriptionState
+from ledger.results import EntryResult
 
 
 class SubscriptionInput(BaseModel):
@@ -28,3 +30,26 @@ class RejectedSignal(BaseModel):
     kind: str
     code: str
     message: str
+
+
+class PurchaseResult(BaseModel):
+    """How a credit purchase (workflows.credit_purchase) ended; every end is final for its key.
+
+    - ``credited``: charged and granted (``entry`` is the ledger's purchase entry);
+    - ``declined``: the card was declined, nothing was charged or granted;
+    - ``failed``: the payment provider refused the request for a reason a retry cannot fix
+      by itself (bad key, invalid request, idempotency key reused), at ``stage`` "charge"; or
+      the grant was refused (stage "credit", the charge succeeded: the reconciliation job
+      reports it). ``error_type`` is the error class, never the provider's text.
+    """
+
+    status: Literal["credited", "declined", "failed"]
+    idempotency_key: str
+    credits: int
+    payment_intent_id: str | None = None
+    entry: EntryResult | None = None
+    decline_code: str | None = None
+    message: str | None = None  # the decline's reason
+    stage: Literal["charge", "credit"] | None = None
+    error_type: str | None = None
+    http_status: int | None = None

@@ -67,24 +67,24 @@ async def test_pending_items_left_by_an_ended_subscription_block_deletion(api, o
     assert body["status"] == 409 and body["code"] == "outstanding_obligations"
 
 
-async def test_unsettled_usage_blocks_deletion_until_settled(http, env, org, operator,
+async def test_unsettled_usage_blocks_deletion_until_settled(api, env, org, operator,
                                                            settings):
-    customer = await create_customer(http, org)
+    customer = await create_customer(api, org)
     # Metered usage reported by a job runner with no credits to pay it: it stays outstanding.
     ledger = Ledger(get_engine(settings.database_url), settings.credits)
     ledger.report_usage(customer["id"], 40, "job-1", await env.get_current_time())
 
-    r = await http.delete(f"/v1/organizations/{org.id}", headers=operator)
+    r = await api.delete(f"/v1/organizations/{org.id}", headers=operator)
     body = assert_problem(r, 409, code="outstanding_obligations")
     assert body["outstanding"] == {"customers_with_unsettled_usage": [customer["id"]]}
 
     # A top-up settles the debt first (D17); then nothing is outstanding.
-    r = await http.post(f"/v1/customers/{customer['id']}/credits/topups",
-                       json={"amount": 100, "idempotency_key": "settle-1"}, headers=org.owner)
+    r = await api.post(f"/v1/customers/{customer['id']}/credits/topups",
+                      json={"amount": 100, "idempotency_key": "settle-1"}, headers=org.owner)
     assert r.status_code == 200, r.text
     assert r.json()["balance"]["outstanding"] == 0
     assert r.json()["balance"]["available"] == 60
-    r = await http.delete(f"/v1/organizations/{org.id}", headers=operator)
+    r = await api.delete(f"/v1/organizations/{org.id}", headers=operator)
     assert r.status_code == 200, r.text
-    r = await http.get(f"/v1/organizations/{org.id}", headers=operator)
+    r = await api.get(f"/v1/organizations/{org.id}", headers=operator)
     assert_problem(r, 404)

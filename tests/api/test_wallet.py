@@ -1,6 +1,7 @@
 """Wallet rules that depend on the subscription, through HTTP with the real worker: auto-recharge
 during the paid term including while cancelling (D19, D20), never twice for a retried debit,
-stopped when the term ends; the free daily allowance after the term (D13, D18)."""
+stopped when the term ends; the free daily allowance after the term (D13, D18). A recharge is
+a purchase workflow the debit starts without waiting: its credits arrive shortly after."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ async def test_auto_recharge_runs_during_the_paid_term_only(api, org):
     use = {"amount": 4500, "idempotency_key": "big-job"}
     r = await api.post(f"/v1/customers/{cid}/credits/usage", json=use, headers=org.member)
     assert r.status_code == 200, r.text
-    assert r.json()["balance"]["available"] == 500 + 2000  # recharged once
-    assert r.json()["balance"]["balances"]["purchased"] == 2000
+    assert r.json()["applied"] == 4500
+    recharged = await settle(lambda: _available(api, org, cid, 500 + 2000))  # recharged once
+    assert recharged["balances"]["purchased"] == 2000
     again = await api.post(f"/v1/customers/{cid}/credits/usage", json=use, headers=org.member)
     assert again.json()["id"] == r.json()["id"]
     assert again.json()["balance"]["available"] == 2500  # the retry recharged nothing
@@ -46,7 +48,8 @@ async def test_auto_recharge_runs_during_the_paid_term_only(api, org):
     assert r.status_code == 200, r.text
     r = await api.post(f"/v1/customers/{cid}/credits/usage",
                        json={"amount": 1600, "idempotency_key": "job-2"}, headers=org.member)
-    assert r.json()["balance"]["available"] == 900 + 2000
+    assert r.status_code == 200, r.text
+    await settle(lambda: _available(api, org, cid, 900 + 2000))
 
     # the term ends: no more recharges; purchased credits are locked (D16) and the free
     # daily allowance starts (D13, D18)
@@ -60,6 +63,11 @@ async def test_auto_recharge_runs_during_the_paid_term_only(api, org):
                        json={"amount": 100, "idempotency_key": "job-3"}, headers=org.member)
     assert r.status_code == 200, r.text
     assert r.json()["balance"]["available"] == 0  # spent the allowance, nothing recharged
+
+
+async def _available(api, org, cid, amount: int):
+    body = await _balances(api, org, cid)
+    return body if body["available"] == amount else None
 
 
 async def _subscription_credits(api, org, cid):

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 
 from config.settings import REPO_ROOT, Settings
+from domain import purchases
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
 from domain.plans import Plan
@@ -88,6 +89,20 @@ class WorkerProcess:
             return ""
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+
+async def fail_in_flight_activity(client: Client, workflow_id: str, reason: str,
+                                  activity_type: str = "charge") -> None:
+    """Report the latest scheduled activity of that type failed, by id (what an operator does
+    with ``temporal activity fail``), so the attempt a killed worker abandoned is retried at
+    once instead of after its start-to-close timeout."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    run_id = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
+    scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    activity_id = [a for a in scheduled if a.activity_type.name == activity_type][-1].activity_id
+    await client.get_async_activity_handle(workflow_id=workflow_id, run_id=run_id,
+                                           activity_id=activity_id).fail(RuntimeError(reason))
 
 
 def new_customer(settings: Settings, customer_id: str, card: str) -> PaymentService:
@@ -166,3 +181,26 @@ def assert_exactly_once(b: Books, state: SubscriptionState, periods: int, amount
     assert b.grants_by_period == b.charges_by_period, (b.grants_by_period, b.charges_by_period)
     assert b.event_types["invoice.paid"] == periods, b.event_types
     assert b.event_seqs == list(range(1, state.event_seq + 1)), (b.event_seqs, state.event_seq)
+
+
+def purchase_books(settings: Settings, customer_id: str) -> tuple[dict, dict]:
+    """A customer's credit purchases counted from both sides, per purchase key: the amounts
+    of succeeded charges at Stripe (its charges list; the key from each charge's intent) and
+    the purchased credits in the ledger."""
+    engine = get_engine(settings.database_url)
+    payments = PaymentService(engine, StripeGateway(settings.stripe))
+    v1 = payments.gateway.client.v1
+    stripe_id = payments.get_customer(customer_id).stripe_customer_id
+    charged: dict[str, list[int]] = {}
+    for charge in v1.charges.list(params={"customer": stripe_id, "limit": 100}).data:
+        metadata = v1.payment_intents.retrieve(charge.payment_intent).to_dict()["metadata"]
+        if charge.status == "succeeded" and metadata.get("purpose") in purchases.PURPOSES:
+            charged.setdefault(metadata["idempotency_key"], []).append(charge.amount)
+    with Session(engine) as session:
+        lots = session.exec(select(CreditEntry).where(
+            CreditEntry.customer_id == customer_id, CreditEntry.entry_type == "grant",
+            CreditEntry.credit_kind == "purchased")).all()
+    credited: dict[str, list[int]] = {}
+    for lot in lots:
+        credited.setdefault(lot.idempotency_key, []).append(purchases.price(lot.amount))
+    return charged, credited

@@ -19,14 +19,14 @@ import asyncio
 import uuid
 
 import pytest
-from temporalio.client import Client
 
 from config.settings import Settings, TemporalSettings
 from domain.plans import Plan
 from domain.requests import Cancel
 from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.faults.helpers import (WorkerProcess, assert_exactly_once, books, new_customer,
-                                  start, wait_for, worker_env)
+from tests.faults.helpers import (WorkerProcess, assert_exactly_once, books,
+                                  fail_in_flight_activity, new_customer, start, wait_for,
+                                  worker_env)
 from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.support.temporal import dev_server_env
 from workflows import client_ops, contract
@@ -37,16 +37,6 @@ PERIOD = 5  # seconds: the renewal comes soon (renewals missed meanwhile catch u
 #             books are checked per period)
 PLAN = Plan(id="fault-fast", name="Fast", amount=700, currency="usd", interval="second",
             interval_count=PERIOD, included_credits=50)
-
-async def in_flight_charge(client: Client, sub_id: str) -> tuple[str, str]:
-    """(run id, activity id) of the latest scheduled charge activity."""
-    handle = client.get_workflow_handle(contract.workflow_id(sub_id))
-    history = await handle.fetch_history()
-    run_id = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
-    charges = [e for e in history.events
-               if e.HasField("activity_task_scheduled_event_attributes")
-               and e.activity_task_scheduled_event_attributes.activity_type.name == "charge"]
-    return run_id, charges[-1].activity_task_scheduled_event_attributes.activity_id
 
 async def test_worker_killed_mid_renewal_then_replaced(proxy: StripeProxy, sqlite_url):
     env = await dev_server_env()
@@ -70,10 +60,8 @@ async def test_worker_killed_mid_renewal_then_replaced(proxy: StripeProxy, sqlit
         assert await asyncio.to_thread(held.forwarded.wait, 10)
         second.start()
 
-        run_id, activity_id = await in_flight_charge(env.client, sub_id)
-        await env.client.get_async_activity_handle(
-            workflow_id=contract.workflow_id(sub_id), run_id=run_id, activity_id=activity_id,
-        ).fail(RuntimeError("worker killed (SIGKILL) during the charge"))
+        await fail_in_flight_activity(env.client, contract.workflow_id(sub_id),
+                                      "worker killed (SIGKILL) during the charge")
 
         # Cancel now (queued behind the renewal: due transitions come before requests) so the
         # books stop moving; the result is the final state once every activity has run.

@@ -1,0 +1,56 @@
+"""Temporal Schedules the deployment needs, created idempotently: by every worker at start-up
+(the first one creates, the others find it), and brought in line with the settings when they
+changed. They show on the Web UI's Schedules page.
+
+- ``reconcile-payments``: the payments reconciliation job (workflows.reconcile) every
+  ``SUBS_RECONCILE__INTERVAL`` (0: no schedule is created; an existing one is left alone).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow,
+                               ScheduleAlreadyRunningError, ScheduleIntervalSpec,
+                               ScheduleOverlapPolicy, SchedulePolicy, ScheduleSpec, ScheduleState,
+                               ScheduleUpdate)
+
+from activities.types import ReconcileRequest
+from config.settings import Settings
+from workflows.reconcile import ReconcilePaymentsWorkflow
+
+RECONCILE_SCHEDULE_ID = "reconcile-payments"
+
+
+def reconcile_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconcilePaymentsWorkflow.run, ReconcileRequest(), id=RECONCILE_SCHEDULE_ID,
+            task_queue=settings.temporal.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile.interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="payments reconciliation: payments/reconcile.py"))
+
+
+async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
+    """Create the schedule, or update it if its interval or task queue differ from the
+    settings. False when the interval is 0 (nothing done)."""
+    if settings.reconcile.interval <= timedelta(0):
+        return False
+    wanted = reconcile_schedule(settings)
+    try:
+        await client.create_schedule(RECONCILE_SCHEDULE_ID, wanted)
+        return True
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+    current = (await handle.describe()).schedule
+    if _shape(current) != _shape(wanted):
+        await handle.update(lambda _: ScheduleUpdate(schedule=wanted))
+    return True
+
+
+def _shape(schedule: Schedule) -> tuple:
+    action = schedule.action
+    queue = action.task_queue if isinstance(action, ScheduleActionStartWorkflow) else None
+    return [i.every for i in schedule.spec.intervals], queue
