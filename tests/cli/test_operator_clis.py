@@ -5,6 +5,7 @@ id and the server address change), so the documentation cannot drift from the wo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -23,8 +24,9 @@ async def test_readme_temporal_commands_work_verbatim(stack):
     commands = readme_commands("temporal workflow ")
     names = [c[c.index("--name") + 1] if "--name" in c else c[c.index("--type") + 1]
              for c in commands]
-    assert names == ["cancel", "reactivate", "postpone", "cancel_subscription", "state",
-                     "rejected_signals"], "README examples changed: update this test"
+    assert names == ["retry", "cancel", "reactivate", "postpone", "cancel_subscription",
+                     "state", "rejected_signals"], "README examples changed: update this test"
+    retry, commands = commands[0], commands[1:]  # "Held subscriptions", then "Operating"
 
     async def temporal(argv: list[str]) -> str:
         argv = [a.replace("subscription-sub_123", f"subscription-{sub_id}") for a in argv]
@@ -54,6 +56,13 @@ async def test_readme_temporal_commands_work_verbatim(stack):
     await temporal(commands[1])  # reactivate again: nothing scheduled -> refused
     rejected = json.loads(await temporal(commands[5]))["queryResult"][0]
     assert rejected and rejected[-1]["kind"] == "reactivate"
+    await temporal(retry)  # a retry signal for a subscription that is not held: refused
+    for _ in range(50):  # the signal is judged by the workflow's next task
+        rejected = json.loads(await temporal(commands[5]))["queryResult"][0]
+        if rejected[-1]["kind"] == "retry":
+            break
+        await asyncio.sleep(0.1)
+    assert (rejected[-1]["kind"], rejected[-1]["code"]) == ("retry", "not_held")
 
     state = json.loads(await temporal(commands[4]))["queryResult"][0]
     assert state["status"] == "active" and state["cancel_at"] is None
