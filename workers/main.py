@@ -31,7 +31,8 @@ log = logging.getLogger("workers")
 
 
 def build_activities(settings: Settings, engine: Engine) -> list:
-    payments = PaymentActivities(PaymentService(engine, StripeGateway(settings.stripe)))
+    payments = PaymentActivities(PaymentService(engine, StripeGateway(settings.stripe,
+                                                                       engine=engine)))
     credits = CreditActivities(Ledger(engine, settings.credits))
     events = EventActivities(engine)
     effects = EffectActivities(credits, events)
