@@ -43,6 +43,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SUBS_STRIPE__API_KEY": s.api_key,
         "SUBS_STRIPE__API_BASE": s.api_base or "",
         "SUBS_STRIPE__MAX_REQUESTS_PER_SECOND": str(s.max_requests_per_second),
+        "SUBS_STRIPE__RATE_LIMIT_SCOPE": s.rate_limit_scope,
         "SUBS_STRIPE__CONFIRM_OFF_SESSION": str(s.confirm_off_session).lower(),
         "SUBS_STRIPE__REQUEST_TIMEOUT_SECONDS": str(s.request_timeout_seconds),
         "SUBS_WORKER_METRICS_ADDRESS": "",
