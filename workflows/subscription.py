@@ -56,7 +56,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows import contract
     from workflows.types import RejectedSignal, SubscriptionInput
 
+# The other activities: ledger and event writes of runs recorded before the batching.
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# The activities that call Stripe heartbeat every second while they run (activities.heartbeat).
+STRIPE_ACTIVITIES = frozenset({"charge", "refund", "collect_pending_charges",
+                               "discard_pending_charges", "close_open_charges"})
+# A worker that dies mid-call stops heartbeating: its attempt is retried elsewhere this long
+# after its last heartbeat, not after start-to-close. The SDK sends one heartbeat per 0.8 x this
+# (8 s), leaving 2 s for the network and a busy worker.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# Bounds a call stuck in a live worker: a Stripe activity makes up to three requests (a retry
+# retrieves the intent before confirming it), each bounded by Stripe's request timeout
+# (settings.stripe.request_timeout_seconds, 20 s), plus up to 30 s queued at the rate limiter.
+STRIPE_ACTIVITY_TIMEOUT = timedelta(seconds=3 * 20 + 30)
 # Infrastructure faults are retried until they pass; idempotency keys make that safe.
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -279,8 +291,10 @@ class SubscriptionWorkflow:
                     name, arg, result_type=result_type,
                     start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
             return await workflow.execute_activity(
-                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY)
+                name, arg, result_type=result_type, retry_policy=ACTIVITY_RETRY,
+                start_to_close_timeout=STRIPE_ACTIVITY_TIMEOUT if name in STRIPE_ACTIVITIES
+                else ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT if name in STRIPE_ACTIVITIES else None)
         except ActivityError as err:
             # Only non-retryable failures get here (bad configuration, a bug). Failing the
             # workflow task (not the workflow) keeps the subscription alive and visible in the
