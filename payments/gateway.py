@@ -10,8 +10,9 @@ global), with the SDK's own retries turned off: Temporal owns retrying, and an S
 bypass both the rate limiter's accounting and our error classification. Every HTTP request the
 client sends first takes a slot from the account's bucket, including list pages: the
 deployment-wide one in the database (payments.shared_rate_limit) when the gateway is given the
-engine and ``rate_limit_scope`` is ``deployment``, else the process-wide one (payments.rate_limit). Every POST carries an Idempotency-Key: real Stripe replays the first response for
-24 h (localstripe ignores it, which is why payments.service does not rely on it).
+engine and ``rate_limit_scope`` is ``deployment``, else the process-wide one
+(payments.rate_limit). Every POST carries an Idempotency-Key: real Stripe replays the first
+response for 24 h (localstripe ignores it, which is why payments.service does not rely on it).
 """
 
 from __future__ import annotations

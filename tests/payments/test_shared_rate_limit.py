@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 
 import pytest
 from sqlmodel import Session, select
@@ -22,6 +21,7 @@ from payments.rate_limit import TokenBucket
 from payments.shared_rate_limit import DatabaseBucket, account_id
 from store.engine import get_engine
 from tests.fakes_stripe import stripe_settings
+from tests.payments.test_rate_limit import reserve_concurrently
 from workers.main import build_activities
 
 KEY = "sk_test_shared_budget"
@@ -36,26 +36,12 @@ class FrozenClock:
 
 
 def test_buckets_of_several_processes_get_distinct_slots_in_order(db_url):
-    engine = get_engine(db_url)
-    clock = FrozenClock()
-    waits: list[float] = []
-    lock = threading.Lock()
-    start = threading.Barrier(4)
-
-    def process() -> None:  # its own bucket object, as each worker or API process has
-        bucket = DatabaseBucket(engine, KEY, rate=50, clock=clock)
-        start.wait()
-        mine = [bucket.reserve() for _ in range(10)]
-        assert mine == sorted(mine)  # a caller's own slots come in its order
-        with lock:
-            waits.extend(mine)
-
-    threads = [threading.Thread(target=process) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(waits) == pytest.approx([k / 50 for k in range(40)])
+    engine, clock = get_engine(db_url), FrozenClock()
+    # A bucket object per thread, as each worker or API process has its own.
+    waits = reserve_concurrently(lambda: DatabaseBucket(engine, KEY, rate=50, clock=clock),
+                                 threads=4, each=10)
+    assert all(mine == sorted(mine) for mine in waits)  # a caller's own slots come in order
+    assert sorted(sum(waits, [])) == pytest.approx([k / 50 for k in range(40)])
 
 
 def test_an_idle_account_sends_at_once_and_saves_no_burst(db_url):
