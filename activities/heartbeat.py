@@ -11,7 +11,9 @@ stops heartbeating has its attempt retried elsewhere after that timeout.
 The pump says "this worker's process is alive", not "this call is making progress": a call
 stuck in a live worker is bounded by Stripe's request timeout and the activity's start-to-close
 timeout instead. The SDK sends at most one heartbeat per 0.8 x heartbeat timeout, so beating
-every second costs nothing on the wire.
+every second costs nothing on the wire. Time-skipping tests stay sound: the test server does not
+skip time while an activity runs (``env.sleep`` waits for it first; checked by hand), so a
+heartbeat timeout never fires in skipped time.
 """
 
 from __future__ import annotations
