@@ -2,8 +2,14 @@
 
 They are synchronous (``def``): the Stripe SDK and SQLAlchemy sessions used here are blocking,
 so the worker runs them in its ``activity_executor`` thread pool (see workers.main), where a
-slow Stripe call blocks one thread, never the event loop. The process-wide rate limiter is
-thread-safe for that reason.
+slow Stripe call blocks one thread, never the event loop. The rate limiter is thread-safe for
+that reason.
+
+Each one heartbeats while it runs (activities.heartbeat), so the server notices a dead worker
+within the workflow's heartbeat timeout. ``no_thread_cancel_exception``: when the server gives
+up on an attempt (a heartbeat timeout) or the worker shuts down, the call finishes instead of
+having CancelledError raised at an arbitrary line of the Stripe SDK or a database transaction;
+finishing is safe (idempotency keys), and a retry elsewhere finds what it did.
 
 Error contract with the workflow:
 - a card decline is a result: ``ChargeResult(status="declined")``;
@@ -24,6 +30,7 @@ import functools
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.types import (ChargeRequest, ChargeResult, PendingChargesRequest,
                               PendingChargesResult, RefundRequest, RefundResult)
 from payments.errors import PaymentError
@@ -48,12 +55,19 @@ def _translate(fn):
     return wrapper
 
 
+def _stripe_activity(name: str):
+    """An activity calling Stripe: errors translated, heartbeating, never interrupted."""
+    def decorate(fn):
+        return activity.defn(name=name, no_thread_cancel_exception=True)(
+            heartbeating(_translate(fn)))
+    return decorate
+
+
 class PaymentActivities:
     def __init__(self, service: PaymentService) -> None:
         self.service = service
 
-    @activity.defn(name="charge")
-    @_translate
+    @_stripe_activity("charge")
     def charge(self, request: ChargeRequest) -> ChargeResult:
         result = self.service.charge(request)
         activity.logger.info("charge %s", result.status, extra={
@@ -63,8 +77,7 @@ class PaymentActivities:
             "payment_intent_id": result.payment_intent_id, "decline_code": result.decline_code})
         return result
 
-    @activity.defn(name="refund")
-    @_translate
+    @_stripe_activity("refund")
     def refund(self, request: RefundRequest) -> RefundResult:
         result = self.service.refund(request)
         activity.logger.info("refund %s", result.status, extra={
@@ -72,17 +85,14 @@ class PaymentActivities:
             "idempotency_key": request.idempotency_key, "refund_id": result.refund_id})
         return result
 
-    @activity.defn(name="collect_pending_charges")
-    @_translate
+    @_stripe_activity("collect_pending_charges")
     def collect_pending_charges(self, request: PendingChargesRequest) -> PendingChargesResult:
         return self.service.collect_pending_charges(request)
 
-    @activity.defn(name="discard_pending_charges")
-    @_translate
+    @_stripe_activity("discard_pending_charges")
     def discard_pending_charges(self, request: PendingChargesRequest) -> PendingChargesResult:
         return self.service.discard_pending_charges(request)
 
-    @activity.defn(name="close_open_charges")
-    @_translate
+    @_stripe_activity("close_open_charges")
     def close_open_charges(self, subscription_id: str) -> list[ChargeResult]:
         return self.service.close_open_charges(subscription_id)

@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.catalog = load_catalog(settings.plans_file)
     app.state.temporal = temporal_client
     app.state.clock = clock or wall_clock
-    app.state.payments = payments or PaymentService(engine, StripeGateway(settings.stripe))
+    app.state.payments = payments or PaymentService(
+        engine, StripeGateway(settings.stripe, engine=engine))  # the deployment's Stripe budget
     app.state.ledger = ledger or Ledger(engine, settings.credits)
     problems.install(app)
     outages.install(app)

@@ -34,6 +34,10 @@ class StripeSettings(BaseModel):
     api_base: str | None = "http://localhost:8420"
     # Stripe allows 25 ops/s in test mode and 100 ops/s live; stay under it so a burst never 429s.
     max_requests_per_second: float = 20.0
+    # Who shares that budget. "deployment": every worker and API process draws from one bucket
+    # in the database (payments.shared_rate_limit), so N processes still send at most the rate.
+    # "process": a bucket per process (tests, single-process tools): N processes send N x rate.
+    rate_limit_scope: Literal["deployment", "process"] = "deployment"
     # Real Stripe needs off_session=true on confirm for merchant-initiated renewals;
     # localstripe rejects the parameter, so the local stack turns it off.
     confirm_off_session: bool = False

@@ -8,9 +8,11 @@ payments.errors): a card decline is *returned* (``Intent.declined``), transient 
 Each gateway owns its own ``StripeClient`` (key and base address from StripeSettings, nothing
 global), with the SDK's own retries turned off: Temporal owns retrying, and an SDK retry would
 bypass both the rate limiter's accounting and our error classification. Every HTTP request the
-client sends first takes a token from the process-wide bucket (payments.rate_limit), including
-list pages. Every POST carries an Idempotency-Key: real Stripe replays the first response for
-24 h (localstripe ignores it, which is why payments.service does not rely on it).
+client sends first takes a slot from the account's bucket, including list pages: the
+deployment-wide one in the database (payments.shared_rate_limit) when the gateway is given the
+engine and ``rate_limit_scope`` is ``deployment``, else the process-wide one
+(payments.rate_limit). Every POST carries an Idempotency-Key: real Stripe replays the first
+response for 24 h (localstripe ignores it, which is why payments.service does not rely on it).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from sqlalchemy.engine import Engine
 
 from config.settings import StripeSettings
 from payments.errors import (NonRetryableGatewayError, PaymentMethodRejected,
                              RetryableGatewayError)
-from payments.rate_limit import TokenBucket, shared_bucket
+from payments.rate_limit import Bucket, shared_bucket
+from payments.shared_rate_limit import DatabaseBucket
 
 RETRYABLE_STATUSES = frozenset({409, 429})
 MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit
@@ -67,7 +71,7 @@ class RefundView:
 class _RateLimitedRequestsClient(stripe.RequestsClient):
     """The SDK's requests-based HTTP client, waiting for a token before each request."""
 
-    def __init__(self, bucket: TokenBucket, timeout: float) -> None:
+    def __init__(self, bucket: Bucket, timeout: float) -> None:
         super().__init__(timeout=timeout)
         self._bucket = bucket
 
@@ -127,11 +131,20 @@ def _fresh_key(operation: str) -> str:
     return f"{operation}:{uuid.uuid4()}"
 
 
+def bucket_for(settings: StripeSettings, engine: Engine | None) -> Bucket:
+    """The deployment's bucket in the database when there is one to share (the worker and the
+    API pass their engine), else this process's."""
+    if engine is not None and settings.rate_limit_scope == "deployment":
+        return DatabaseBucket(engine, settings.api_key, settings.max_requests_per_second)
+    return shared_bucket(settings.api_key, settings.max_requests_per_second)
+
+
 class StripeGateway:
-    def __init__(self, settings: StripeSettings, *, bucket: TokenBucket | None = None,
+    def __init__(self, settings: StripeSettings, *, engine: Engine | None = None,
+                 bucket: Bucket | None = None,
                  client: stripe.StripeClient | None = None) -> None:
         self.settings = settings
-        self.bucket = bucket or shared_bucket(settings.api_key, settings.max_requests_per_second)
+        self.bucket = bucket or bucket_for(settings, engine)
         if client is None:
             base = {"api": settings.api_base} if settings.api_base else None
             client = stripe.StripeClient(

@@ -10,6 +10,8 @@ facts, so a retried activity finds the row of its first attempt instead of actin
   concurrent attempts of the same key, because a refund cannot be created unconfirmed.
 - ``pending_charge``: one-off items "to be collected at end of term" and metered usage,
   collected into a final charge (D7) or discarded (D6, metered only).
+- ``stripe_rate_limit`` (its own migration branch, ``0007_stripe_rate_limit``): the
+  deployment's Stripe request budget, one row per Stripe account (payments.shared_rate_limit).
 """
 
 from __future__ import annotations
@@ -135,3 +137,14 @@ class PendingCharge(SQLModel, table=True):
     resolution_key: str | None = Field(default=None, sa_column=Column(String(255)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_created())
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class StripeRateLimit(SQLModel, table=True):
+    """When the next Stripe request of an account may be sent, for every process at once."""
+
+    __tablename__ = "stripe_rate_limit"
+
+    # sha256 of the API key (hex): the row names the account without holding the secret.
+    account: str = Field(primary_key=True, max_length=64)
+    # Microseconds since the Unix epoch on the database's clock.
+    next_free_us: int = Field(sa_column=Column(BigInteger, nullable=False))

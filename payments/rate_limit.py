@@ -1,4 +1,4 @@
-"""A thread-safe token bucket in front of every Stripe request.
+"""A thread-safe token bucket in front of every Stripe request, one per process.
 
 Stripe allows 25 requests/s in test mode and 100 live; a renewal burst (thousands of
 subscriptions renewing at midnight, each charge = create + confirm) must queue here instead of
@@ -6,8 +6,11 @@ collecting 429s that would then be retried by Temporal in a thundering herd.
 
 Callers *reserve* a slot under the lock and sleep outside it, so waiting threads do not block
 each other and slots are handed out in arrival order. The bucket is process-wide (see
-:func:`shared_bucket`) because Stripe limits per account, not per gateway object. The clock and
-the sleep function are injectable so tests are deterministic.
+:func:`shared_bucket`) because Stripe limits per account, not per gateway object. Several
+processes (workers and the API) share one budget through payments.shared_rate_limit instead
+(``SUBS_STRIPE__RATE_LIMIT_SCOPE=deployment``, the default); this bucket is the
+``process`` scope, for tests and single-process tools. The clock and the sleep function are
+injectable so tests are deterministic.
 """
 
 from __future__ import annotations
@@ -17,7 +20,24 @@ import time
 from collections.abc import Callable
 
 
-class TokenBucket:
+class Bucket:
+    """Anything that hands out request slots: ``reserve`` takes the next one and says how long
+    to wait for it; ``acquire`` also waits (outside any lock or transaction)."""
+
+    _sleep: Callable[[float], None]
+
+    def reserve(self) -> float:
+        raise NotImplementedError
+
+    def acquire(self) -> float:
+        """Block until the caller may send one request; return how long it waited."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class TokenBucket(Bucket):
     """``rate`` tokens per second, at most ``burst`` saved up.
 
     With the default ``burst=1`` requests are simply spaced ``1/rate`` apart, so any one-second
@@ -48,13 +68,6 @@ class TokenBucket:
             self._updated = now
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def acquire(self) -> float:
-        """Block until the caller may send one request; return how long it waited."""
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 _shared: dict[tuple[str, float, float], TokenBucket] = {}

@@ -41,7 +41,7 @@ WORKFLOWS = [SubscriptionWorkflow, CreditPurchaseWorkflow, ReconcilePaymentsWork
 
 
 def build_activities(settings: Settings, engine: Engine) -> list:
-    service = PaymentService(engine, StripeGateway(settings.stripe))
+    service = PaymentService(engine, StripeGateway(settings.stripe, engine=engine))
     ledger = Ledger(engine, settings.credits)
     payments = PaymentActivities(service)
     credits = CreditActivities(ledger)

@@ -24,11 +24,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.types import ChargeResult, CreditPurchase
     from ledger.results import EntryResult
+    from workflows.stripe_calls import HEARTBEAT_TIMEOUT, STRIPE_ACTIVITY_TIMEOUT
     from workflows.types import PurchaseResult
 
 WORKFLOW_TYPE = "CreditPurchase"
-# A charge is a handful of Stripe calls of at most request_timeout_seconds each.
-CHARGE_TIMEOUT = timedelta(seconds=60)
 GRANT_TIMEOUT = timedelta(seconds=30)
 # Infrastructure faults are retried until they pass; the shared key makes that safe.
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -47,7 +46,8 @@ class CreditPurchaseWorkflow:
         try:
             charge = await workflow.execute_activity(
                 "charge", purchase.charge_request(), result_type=ChargeResult,
-                start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=RETRY)
+                start_to_close_timeout=STRIPE_ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=RETRY)
         except ActivityError as err:
             return _failed(purchase, "charge", err, None)
         if charge.status != "succeeded":

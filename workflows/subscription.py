@@ -55,8 +55,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.requests import AcceptRetentionOffer, ChangePlan, Pause, Resume, Retry
     from workflows import contract
     from workflows.failures import call_failed
+    from workflows.stripe_calls import (HEARTBEAT_TIMEOUT, STRIPE_ACTIVITIES,
+                                        STRIPE_ACTIVITY_TIMEOUT)
     from workflows.types import RejectedSignal, SubscriptionInput
 
+# The other activities: ledger and event writes of runs recorded before the batching.
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 # Infrastructure faults are retried until they pass; idempotency keys make that safe.
 ACTIVITY_RETRY = RetryPolicy(
@@ -309,9 +312,12 @@ class SubscriptionWorkflow:
             return await workflow.execute_local_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
                 schedule_to_close_timeout=bound, retry_policy=ACTIVITY_RETRY)
+        stripe = name in STRIPE_ACTIVITIES
         return await workflow.execute_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            schedule_to_close_timeout=bound, retry_policy=ACTIVITY_RETRY)
+            name, arg, result_type=result_type, retry_policy=ACTIVITY_RETRY,
+            start_to_close_timeout=STRIPE_ACTIVITY_TIMEOUT if stripe else ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT if stripe else None,
+            schedule_to_close_timeout=bound)
 
     async def _activity(self, name: str, arg, result_type, key: str, *, local: bool = False):
         """A call that must happen before the rest of the decision: on a failure only an

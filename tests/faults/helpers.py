@@ -44,6 +44,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SUBS_STRIPE__API_KEY": s.api_key,
         "SUBS_STRIPE__API_BASE": s.api_base or "",
         "SUBS_STRIPE__MAX_REQUESTS_PER_SECOND": str(s.max_requests_per_second),
+        "SUBS_STRIPE__RATE_LIMIT_SCOPE": s.rate_limit_scope,
         "SUBS_STRIPE__CONFIRM_OFF_SESSION": str(s.confirm_off_session).lower(),
         "SUBS_STRIPE__REQUEST_TIMEOUT_SECONDS": str(s.request_timeout_seconds),
         "SUBS_WORKER_METRICS_ADDRESS": "",
@@ -89,20 +90,6 @@ class WorkerProcess:
             return ""
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
-
-
-async def fail_in_flight_activity(client: Client, workflow_id: str, reason: str,
-                                  activity_type: str = "charge") -> None:
-    """Report the latest scheduled activity of that type failed, by id (what an operator does
-    with ``temporal activity fail``), so the attempt a killed worker abandoned is retried at
-    once instead of after its start-to-close timeout."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    run_id = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
-    scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
-                 if e.HasField("activity_task_scheduled_event_attributes")]
-    activity_id = [a for a in scheduled if a.activity_type.name == activity_type][-1].activity_id
-    await client.get_async_activity_handle(workflow_id=workflow_id, run_id=run_id,
-                                           activity_id=activity_id).fail(RuntimeError(reason))
 
 
 def new_customer(settings: Settings, customer_id: str, card: str) -> PaymentService:

@@ -5,7 +5,9 @@ error classification). This proxy sits *in front of* a real localstripe so that 
 full renewal through the workflow: a fault can answer 500/429 without forwarding, forward the
 request and lose the answer (the charge happened, the worker never hears of it), forward and
 answer too late for the client's timeout, or hold a request until the test lets it go (to kill
-a worker while its Stripe call is in flight).
+a worker while its Stripe call is in flight). With ``max_per_second`` it also enforces a rate
+limit as Stripe does: a request above that many in the last second (sliding window, plus
+``slack`` for network jitter) is answered 429 without being forwarded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,11 +44,18 @@ class Fault:
 class StripeProxy:
     """``faults`` is a queue: each one applies to the first request it matches, once."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, max_per_second: float | None = None,
+                 slack: int = 2) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
         self._lock = threading.Lock()
+        # Rate mode: at most max_per_second + slack requests in any one second (the client's
+        # limiter allows rate + 1; one more for jitter between its clock and ours).
+        self.allowed = None if max_per_second is None else int(max_per_second) + slack
+        self.rate_limited = 0  # requests answered 429
+        self.peak = 0  # most requests forwarded within one second
+        self._window: deque[float] = deque()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +67,12 @@ class StripeProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if not proxy._admit():
+                    proxy.log.append((self.command, self.path, "rate_limited"))
+                    reply = {"error": {"type": "invalid_request_error", "code": "rate_limit",
+                                       "message": "Too many requests hit the API too quickly."}}
+                    self._answer(429, json.dumps(reply).encode(), {})
+                    return
                 fault = proxy._take(self.command, self.path)
                 what = fault.action if fault else "forwarded"
                 proxy.log.append((self.command, self.path, what))
@@ -100,6 +116,21 @@ class StripeProxy:
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
                                         daemon=True)
+
+    def _admit(self) -> bool:
+        """Rate mode: is this request within the last second's allowance?"""
+        if self.allowed is None:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if len(self._window) >= self.allowed:
+                self.rate_limited += 1
+                return False
+            self._window.append(now)
+            self.peak = max(self.peak, len(self._window))
+            return True
 
     def _take(self, method: str, path: str) -> Fault | None:
         with self._lock:

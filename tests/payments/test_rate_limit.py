@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from payments.rate_limit import TokenBucket, shared_bucket
+from payments.rate_limit import Bucket, TokenBucket, shared_bucket
 
 
 class FakeClock:
@@ -56,25 +57,34 @@ def test_partial_refill():
     assert bucket.reserve() == pytest.approx(0.05)
 
 
+def reserve_concurrently(make_bucket: Callable[[], Bucket], threads: int,
+                         each: int) -> list[list[float]]:
+    """``threads`` threads released together, each reserving ``each`` slots from the bucket
+    ``make_bucket`` gives it: every thread's waits, in the order it got them."""
+    waits: list[list[float]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def reserve() -> None:
+        bucket = make_bucket()
+        start.wait()
+        mine = [bucket.reserve() for _ in range(each)]
+        with lock:
+            waits.append(mine)
+
+    running = [threading.Thread(target=reserve) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return waits
+
+
 def test_concurrent_reservations_each_get_a_distinct_slot():
     clock = FakeClock()  # frozen: every slot must come from the reservation arithmetic
     bucket = TokenBucket(rate=50, burst=1, clock=clock, sleep=clock.sleep)
-    waits: list[float] = []
-    lock = threading.Lock()
-    start = threading.Barrier(8)
-
-    def worker() -> None:
-        start.wait()
-        mine = [bucket.reserve() for _ in range(25)]
-        with lock:
-            waits.extend(mine)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(waits) == pytest.approx([k / 50 for k in range(200)])
+    waits = reserve_concurrently(lambda: bucket, threads=8, each=25)
+    assert sorted(sum(waits, [])) == pytest.approx([k / 50 for k in range(200)])
 
 
 def test_invalid_parameters_and_the_shared_bucket():
