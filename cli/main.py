@@ -258,7 +258,7 @@ def reconcile(
         configure_logging(settings.log_level, settings.log_format)  # JSON lines on stderr
         logging.getLogger("stripe").setLevel(logging.WARNING)  # not a line per HTTP request
         engine = get_engine(settings.database_url)
-        report = Reconciler(PaymentService(engine, StripeGateway(settings.stripe)),
+        report = Reconciler(PaymentService(engine, StripeGateway(settings.stripe, engine=engine)),
                             Ledger(engine, settings.credits), settings.reconcile
                             ).run(dry_run=dry_run)
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
