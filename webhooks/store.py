@@ -55,7 +55,9 @@ def claim(engine: Engine, event_id: str, event_type: str, created: datetime, *,
     row = get(engine, event_id)
     if row.outcome is not None:
         return Claim(event_id, "done", row.attempts)
-    remaining = (row.lease_until - now).total_seconds() if row.lease_until else 0
+    # The holder may have read the clock a moment after us: never more than one lease.
+    remaining = min((row.lease_until - now).total_seconds() if row.lease_until else 0,
+                    lease.total_seconds())
     return Claim(event_id, "busy", row.attempts, retry_after=max(1, math.ceil(remaining)))
 
 
