@@ -1,7 +1,8 @@
 """`python -m bench` (`make bench BENCH_ARGS="burst --n 1000"`): benchmarks run by hand.
 
-Subcommands: burst (renewal burst, core vs plain loop, under Stripe rate limits), api (p50/p99
-of cancel/reactivate under concurrent clients), history (events per period and per run over a
+Subcommands: burst (renewal burst, core vs plain loop, under Stripe rate limits), api
+(cancel/reactivate under concurrent clients: a bare update floor, the project's update direct
+and through HTTP, with ratios to the floor), history (events per period and per run over a
 long subscription), all. Each prints a table and writes JSON to bench/results/ (or --json).
 Nothing here is a timed test; tests/bench only checks the correctness figures.
 """
@@ -25,6 +26,20 @@ BURST_COLUMNS = [
     ("worker MB (peak)", "memory_mb.worker.peak_rss_mb"),
     ("server MB (peak)", "memory_mb.server.peak_rss_mb"),
 ]
+API_COLUMNS = [
+    ("path", "path"), ("calls", "calls"), ("errors", "errors"), ("calls/s", "calls_per_s"),
+    ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("CPU ms/call", "cpu_ms_per_call.total"),
+    ("server", "cpu_ms_per_call.server"), ("worker", "cpu_ms_per_call.worker"),
+    ("api", "cpu_ms_per_call.api"), ("x floor calls/s", "vs_floor.throughput"),
+    ("x floor p99", "vs_floor.p99"), ("x floor CPU", "vs_floor.cpu_per_call"),
+]
+API_ONE_CLIENT_COLUMNS = [
+    ("path", "path"), ("calls", "calls"), ("errors", "errors"), ("p50 ms", "p50_ms"),
+    ("p99 ms", "p99_ms"), ("CPU ms/call", "cpu_ms_per_call.total"),
+    ("x floor p50", "vs_floor.p50"),
+]
+# JSON file names that differ from the command: `api` results now carry the floor.
+RESULT_NAMES = {"api": "api-floor"}
 
 
 def _database(kind: str, tmp: str) -> str:
@@ -58,12 +73,13 @@ async def burst(args) -> dict:
 
 
 async def api(args) -> dict:
-    from bench.api_latency import run
-    result = await run(args.clients, args.rounds, args.db, _database)
-    print(report.table(result["operations"], [
-        ("operation", "operation"), ("calls", "calls"), ("errors", "errors"),
-        ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
-        ("max ms", "max_ms")]))
+    from bench.api_latency import run, summary_text
+    result = await run(args.clients, args.rounds, args.db, _database, args.one_client_rounds)
+    print(f"{args.clients} clients, {args.rounds} rounds of cancel + reactivate each:")
+    print(report.table(result["concurrent"], API_COLUMNS))
+    print(f"\nOne client alone, {args.one_client_rounds} rounds:")
+    print(report.table(result["one_client"], API_ONE_CLIENT_COLUMNS))
+    print("\n" + summary_text(result))
     return result
 
 
@@ -118,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--clients", type=int, default=50)
         p.add_argument("--rounds", type=int, default=4,
                        help="cancel+reactivate pairs per client")
+        p.add_argument("--one-client-rounds", type=int, default=10,
+                       help="cancel+reactivate pairs of the one-client run of each path")
     for name in ("history", "all"):
         p = sub.choices.get(name) or sub.add_parser(name)
         p.add_argument("--years", type=int, default=10)
@@ -131,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in steps:
         payload[step.__name__] = asyncio.run(step(args))
     path = report.save(args.command, payload if args.command == "all"
-                       else payload[args.command], args.json)
+                       else payload[args.command], args.json,
+                       RESULT_NAMES.get(args.command))
     print(f"\nJSON: {path}")
     return 0
 

@@ -1,26 +1,62 @@
-"""API latency: C concurrent clients, each on its own subscription, doing cancel at_period_end
-then reactivate (each a Temporal update round-trip through the real HTTP API under uvicorn, the
-worker applying it and recording its events). Latency is measured by the clients, end to end.
+"""API updates against the floor, measured in one run on one dev server. C concurrent clients,
+each on its own workflow, do cancel (at_period_end) then reactivate, R rounds after a warm-up
+round, along three paths:
+
+- floor: a bare workflow whose update sets one field and answers (bench/floor.py), on a worker
+  built like the project's;
+- direct: the project's update through ``client_ops.send``, no HTTP;
+- http: the same request through the real API under uvicorn (what a caller sees).
+
+The floor and direct paths share one Temporal client (one connection, as the API has one); each
+HTTP client has its own connection. Each path also runs with one client alone: its p50 is the
+latency of a quiet system. Absolute figures move with the machine's load; the ratios to the
+floor measured side by side hold, so those are what the benchmark reports. CPU per call is the
+user + system time the path's processes (server, worker, API) used during the measured rounds,
+divided by the calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 
 from accounts import keys
 from bench.burst import stripe_settings, worker_env
+from bench.floor import UPDATE as FLOOR_UPDATE
+from bench.floor import WORKFLOW_TYPE as FLOOR_WORKFLOW
 from bench.stack import Child, TemporalServer, free_port, start_localstripe, wait_port
 from config.settings import Settings, TemporalSettings
+from domain.requests import Cancel, Reactivate
 from store.engine import get_engine
 from store.migrate import upgrade
+from workers.client import connect
+from workflows import client_ops
 
 CARD_OK = "4242424242424242"
+OPS = ("cancel", "reactivate")
+CALL_TIMEOUT = 60.0
+FLOOR_QUEUE = "bench-floor"
+# What the issue asks of the HTTP path at 50 clients, as ratios to the floor (printed, never
+# asserted): (ratio key, comparison, bound).
+GOALS = [("throughput", ">=", 0.6), ("p99", "<=", 2.5), ("one_client_p50", "<=", 2.0)]
+
+Call = Callable[[int, str], Awaitable[object]]  # (client index, operation); raises on failure
+
+
+@dataclass
+class Path:
+    name: str
+    call: Call
+    processes: dict[str, Child]  # the processes whose CPU a call on this path costs
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -33,41 +69,106 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(name: str, samples: list[float], errors: int) -> dict:
     ms = [s * 1000 for s in samples]
-    return {"operation": name, "calls": len(ms), "errors": errors,
+    return {"operation": name, "calls": len(ms) + errors, "errors": errors,
             "p50_ms": round(percentile(ms, 50), 1), "p90_ms": round(percentile(ms, 90), 1),
             "p99_ms": round(percentile(ms, 99), 1), "max_ms": round(max(ms, default=0), 1),
             "mean_ms": round(statistics.fmean(ms), 1) if ms else None}
 
 
-async def run(clients: int, rounds: int, db: str, make_db) -> dict:
+def ratio(value: float | None, floor: float | None) -> float | None:
+    if value is None or not floor or math.isnan(value) or math.isnan(floor):
+        return None
+    return round(value / floor, 2)
+
+
+async def run(clients: int, rounds: int, db: str, make_db, single_rounds: int = 10) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         db_url = make_db(db, tmp)
         upgrade(db_url)
         stripe = start_localstripe()
-        server = TemporalServer()
-        settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, 1000),
-                            temporal=TemporalSettings(address=server.address))
-        env = worker_env(settings, "bench-api")
-        port = free_port()
-        worker = Child.start("worker", [sys.executable, "-m", "workers.main"], env)
-        api = Child.start("api", [sys.executable, "-m", "api"],
-                          {**env, "SUBS_API_HOST": "127.0.0.1", "SUBS_API_PORT": str(port)})
+        children: list[Child] = []
+        server = None
         try:
-            wait_port(port, 60, api.process)
-            return await _measure(f"http://127.0.0.1:{port}", db_url, clients, rounds,
-                                  worker, api, server)
+            server = TemporalServer()
+            settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, 1000),
+                                temporal=TemporalSettings(address=server.address))
+            env = worker_env(settings, "bench-api")
+            port = free_port()
+
+            def start(name: str, module: str, extra: dict[str, str]) -> Child:
+                # Each worker serves its metrics on a port of its own: the same settings for
+                # both, and no clash with another worker on the machine.
+                child = Child.start(name, [sys.executable, "-m", module], {
+                    **env, "SUBS_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}", **extra})
+                children.append(child)
+                return child
+
+            processes = {
+                "worker": start("worker", "workers.main", {}),
+                "floor_worker": start("floor-worker", "bench.floor",
+                                      {"SUBS_TEMPORAL__TASK_QUEUE": FLOOR_QUEUE}),
+                "api": start("api", "api", {"SUBS_API_HOST": "127.0.0.1",
+                                            "SUBS_API_PORT": str(port)}),
+                "server": server.child,
+            }
+            wait_port(port, 60, processes["api"].process)
+            return await _measure(f"http://127.0.0.1:{port}", settings, clients, rounds,
+                                  single_rounds, processes)
         finally:
-            api.stop()
-            worker.stop()
-            server.stop()
+            for child in reversed(children):
+                child.stop()
+            if server is not None:
+                server.stop()
             stripe.stop()
 
 
-async def _measure(base: str, db_url: str, clients: int, rounds: int, worker: Child,
-                   api: Child, server: TemporalServer) -> dict:
-    _, owner = keys.create_organization_with_owner(get_engine(db_url), "Bench")
+async def _measure(base: str, settings: Settings, clients: int, rounds: int,
+                   single_rounds: int, procs: dict[str, Child]) -> dict:
+    _, owner = keys.create_organization_with_owner(get_engine(settings.database_url), "Bench")
     auth = {"Authorization": f"Bearer {owner}"}
-    limits = httpx.Limits(max_connections=clients + 5)
+    subs = await _subscriptions(base, auth, clients)
+    temporal = await connect(settings)
+    floors = [f"bench-floor-{i}" for i in range(clients)]
+    await asyncio.gather(*(temporal.start_workflow(FLOOR_WORKFLOW, id=wid,
+                                                   task_queue=FLOOR_QUEUE) for wid in floors))
+    requests = {"cancel": Cancel(mode="at_period_end"), "reactivate": Reactivate()}
+    bodies = {"cancel": {"mode": "at_period_end"}, "reactivate": None}
+    timeout = timedelta(seconds=CALL_TIMEOUT)
+    # One HTTP client (its own connection) per simulated caller.
+    https = [httpx.AsyncClient(base_url=base, headers=auth, timeout=CALL_TIMEOUT)
+             for _ in subs]
+
+    async def floor(i: int, op: str) -> object:
+        return await temporal.get_workflow_handle(floors[i]).execute_update(
+            FLOOR_UPDATE, op, result_type=str)
+
+    async def direct(i: int, op: str) -> object:
+        return await client_ops.send(temporal, subs[i], requests[op], timeout=timeout)
+
+    async def http(i: int, op: str) -> object:
+        resp = await https[i].post(f"/v1/subscriptions/{subs[i]}/{op}", json=bodies[op])
+        if resp.status_code != 200:
+            raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        return resp
+
+    server = {"server": procs["server"]}
+    paths = [Path("floor", floor, {**server, "worker": procs["floor_worker"]}),
+             Path("direct", direct, {**server, "worker": procs["worker"]}),
+             Path("http", http, {**server, "worker": procs["worker"], "api": procs["api"]})]
+    try:
+        one_client = [await drive(p, 1, single_rounds) for p in paths]
+        concurrent = [await drive(p, clients, rounds) for p in paths]
+    finally:
+        await asyncio.gather(*(h.aclose() for h in https))
+    return {"clients": clients, "rounds": rounds, "one_client_rounds": single_rounds,
+            "ratios": compare(concurrent, one_client),
+            "concurrent": concurrent, "one_client": one_client,
+            "memory_mb": {name: child.memory() for name, child in procs.items()}}
+
+
+async def _subscriptions(base: str, auth: dict[str, str], n: int) -> list[str]:
+    """N subscriptions created through the API, as a caller would (setup, not measured)."""
+    limits = httpx.Limits(max_connections=15)
     async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60, limits=limits) as http:
         sem = asyncio.Semaphore(10)
 
@@ -82,31 +183,101 @@ async def _measure(base: str, db_url: str, clients: int, rounds: int, worker: Ch
                 r.raise_for_status()
                 return r.json()["id"]
 
-        subs = await asyncio.gather(*(setup(i) for i in range(clients)))
+        return list(await asyncio.gather(*(setup(i) for i in range(n))))
 
-    samples: dict[str, list[float]] = {"cancel": [], "reactivate": []}
-    errors = {"cancel": 0, "reactivate": 0}
 
-    async def client(sub: str) -> None:
-        # One HTTP client (own connection) per simulated caller.
-        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as own:
-            for r in range(rounds + 1):  # round 0 warms connections and caches, not counted
-                for op, body in (("cancel", {"mode": "at_period_end"}), ("reactivate", None)):
-                    t = time.perf_counter()
-                    resp = await own.post(f"/v1/subscriptions/{sub}/{op}", json=body)
-                    took = time.perf_counter() - t
-                    if r == 0:
+async def drive(path: Path, clients: int, rounds: int) -> dict:
+    """``clients`` callers at once, caller i on workflow i: one warm-up round (connections,
+    caches, the worker's workflow cache; not counted), then ``rounds`` measured rounds."""
+    samples: dict[str, list[float]] = {op: [] for op in OPS}
+    errors = dict.fromkeys(OPS, 0)
+    failures: list[str] = []
+    warmup_errors = 0
+
+    async def caller(i: int, n: int, measured: bool) -> None:
+        nonlocal warmup_errors
+        for _ in range(n):
+            for op in OPS:
+                t = time.perf_counter()
+                try:
+                    async with asyncio.timeout(CALL_TIMEOUT):
+                        await path.call(i, op)
+                except Exception as err:  # counted and reported, the run goes on
+                    if not measured:
+                        warmup_errors += 1
                         continue
-                    if resp.status_code == 200:
-                        samples[op].append(took)
-                    else:
-                        errors[op] += 1
+                    errors[op] += 1
+                    if len(failures) < 5:
+                        failures.append(f"{op}: {err!r}"[:300])
+                    continue
+                if measured:
+                    samples[op].append(time.perf_counter() - t)
 
+    await asyncio.gather(*(caller(i, 1, False) for i in range(clients)))
+    cpu0 = {name: child.cpu() for name, child in path.processes.items()}
+    driver0 = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(client(s) for s in subs))
+    await asyncio.gather(*(caller(i, rounds, True) for i in range(clients)))
     wall = time.perf_counter() - started
-    return {"clients": clients, "rounds": rounds,
-            "wall_seconds_including_warmup": round(wall, 1),
-            "operations": [summary(op, samples[op], errors[op]) for op in samples],
-            "memory_mb": {"worker": worker.memory(), "api": api.memory(),
-                          "server": server.memory()}}
+    driver = time.process_time() - driver0
+    cpu = {name: child.cpu() - cpu0[name] for name, child in path.processes.items()}
+
+    calls = clients * rounds * len(OPS)
+    ms = [s * 1000 for op in OPS for s in samples[op]]
+    per_call = {name: round(1000 * v / calls, 1) for name, v in cpu.items()}
+    per_call["total"] = round(1000 * sum(cpu.values()) / calls, 1)
+    return {"path": path.name, "clients": clients, "rounds": rounds, "calls": calls,
+            "errors": sum(errors.values()), "warmup_errors": warmup_errors,
+            "seconds": round(wall, 2), "calls_per_s": round(len(ms) / wall, 1),
+            "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+            "max_ms": round(max(ms, default=0), 1),
+            "cpu_ms_per_call": per_call,
+            # The driving process itself (not part of the total): a saturated driver would
+            # bound every path alike.
+            "driver_cpu_ms_per_call": round(1000 * driver / calls, 1),
+            "operations": [summary(op, samples[op], errors[op]) for op in OPS],
+            "failures": failures}
+
+
+def compare(concurrent: list[dict], one_client: list[dict]) -> dict:
+    """Adds each row's ratios to the floor's row (``vs_floor``) and returns them per path."""
+    floor, floor1 = concurrent[0], one_client[0]
+    out = {}
+    for row, single in zip(concurrent, one_client):
+        row["vs_floor"] = {
+            "throughput": ratio(row["calls_per_s"], floor["calls_per_s"]),
+            "p99": ratio(row["p99_ms"], floor["p99_ms"]),
+            "cpu_per_call": ratio(row["cpu_ms_per_call"]["total"],
+                                  floor["cpu_ms_per_call"]["total"])}
+        single["vs_floor"] = {"p50": ratio(single["p50_ms"], floor1["p50_ms"])}
+        out[row["path"]] = {**row["vs_floor"], "one_client_p50": single["vs_floor"]["p50"]}
+    return out
+
+
+def summary_text(result: dict) -> str:
+    """A few lines a person reads: each path's ratios to the floor, and the goals for HTTP."""
+    def x(v: float | None) -> str:
+        return "-" if v is None else f"{v:g}x"
+
+    lines = [f"Ratios to the floor measured in this run ({result['clients']} clients; "
+             "one client alone for p50):"]
+    for path, r in result["ratios"].items():
+        if path == "floor":
+            continue
+        lines.append(f"  {path:<6} throughput {x(r['throughput'])}, p99 {x(r['p99'])}, "
+                     f"one-client p50 {x(r['one_client_p50'])}, "
+                     f"CPU per call {x(r['cpu_per_call'])}")
+    http = result["ratios"]["http"]
+    goals = []
+    for key, op, bound in GOALS:
+        value = http[key]
+        met = value is not None and (value >= bound if op == ">=" else value <= bound)
+        goals.append(f"{key.replace('_', ' ')} {op} {bound:g}x: {x(value)} "
+                     f"({'met' if met else 'not met'})")
+    lines.append("  goals for http (set for 50 clients): " + "; ".join(goals))
+    errors = sum(r["errors"] + r["warmup_errors"]
+                 for r in result["concurrent"] + result["one_client"])
+    if errors:
+        lines.append(f"  {errors} calls failed (see 'failures' in the JSON): the figures "
+                     "above count only the calls that succeeded")
+    return "\n".join(lines)

@@ -6,7 +6,6 @@ same activity implementations and executor size as workers.main)."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -58,21 +57,7 @@ class BaselineLoop:
         workflow.continue_as_new(inp.model_copy(update={"index": inp.index + 1}))
 
 
-async def main() -> None:
-    from config.settings import get_settings
-    from workers.client import connect
-    from workers.main import build_worker
-
-    settings = get_settings()
-    client = await connect(settings)
-    worker = build_worker(client, settings, workflows=[BaselineLoop])  # same tuning
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        await stop.wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    from bench.worker import serve
+
+    asyncio.run(serve([BaselineLoop]))  # same tuning as workers.main

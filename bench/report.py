@@ -40,9 +40,10 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(out)
 
 
-def save(name: str, payload: dict, path: str | None) -> Path:
+def save(name: str, payload: dict, path: str | None, stem: str | None = None) -> Path:
+    """``stem`` names the file when it should differ from ``name`` (default: ``name``)."""
     target = Path(path) if path else RESULTS / (
-        f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json")
+        f"{stem or name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"bench": name, "at": datetime.now(UTC).isoformat(),
                                   "machine": machine(), **payload}, indent=2, default=str))

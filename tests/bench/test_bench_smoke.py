@@ -1,10 +1,13 @@
-"""The benchmarks still measure the right thing: a short history run and a tiny renewal burst
-on the real stack, asserting correctness figures only (never timings: benchmarks print)."""
+"""The benchmarks still measure the right thing: a short history run, a tiny renewal burst and a
+tiny API run (floor, direct, HTTP) on the real stack, asserting correctness figures only (never
+timings: benchmarks print)."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.api_latency import compare, summary_text
+from bench.api_latency import run as run_api
 from bench.burst import Scenario, run_burst
 from bench.history import run as run_history
 
@@ -29,3 +32,43 @@ async def test_tiny_burst_renews_everyone_exactly_once(sqlite_url):
     assert checks["distinct_keys"] == checks["distinct_intents"] == 8
     assert checks["stripe_succeeded_intents"] == 8
     assert result["stripe_requests"]["non_2xx"] == 0
+
+
+async def test_api_paths_are_measured_against_the_floor_in_one_run(sqlite_url):
+    result = await run_api(clients=2, rounds=1, db="sqlite", make_db=lambda *_: sqlite_url,
+                           single_rounds=1)
+    assert [r["path"] for r in result["concurrent"]] == ["floor", "direct", "http"]
+    assert [r["path"] for r in result["one_client"]] == ["floor", "direct", "http"]
+    for row in result["concurrent"] + result["one_client"]:
+        assert row["errors"] == row["warmup_errors"] == 0, row["failures"]
+        assert row["calls"] == row["clients"] * 2 * row["rounds"]
+        assert sum(op["calls"] for op in row["operations"]) == row["calls"]
+    assert [r["clients"] for r in result["one_client"]] == [1, 1, 1]
+    assert set(result["concurrent"][2]["cpu_ms_per_call"]) == {"server", "worker", "api",
+                                                               "total"}
+    floor = result["ratios"]["floor"]
+    assert floor["throughput"] == floor["p99"] == floor["one_client_p50"] == 1.0
+    for path in ("direct", "http"):
+        ratios = result["ratios"][path]
+        assert all(ratios[k] > 0 for k in ("throughput", "p99", "one_client_p50"))
+    assert "goals for http" in summary_text(result)
+
+
+def test_ratios_and_goals_are_read_against_the_floor():
+    def row(path, per_s, p50, p99, cpu):
+        return {"path": path, "calls_per_s": per_s, "p50_ms": p50, "p99_ms": p99,
+                "cpu_ms_per_call": {"total": cpu}, "errors": 0, "warmup_errors": 0}
+
+    result = {"clients": 50,
+              "concurrent": [row("floor", 100, 0, 300, 10), row("direct", 50, 0, 600, 25),
+                             row("http", 70, 0, 600, 40)],
+              "one_client": [row("floor", 0, 10, 0, 0), row("direct", 0, 20, 0, 0),
+                             row("http", 0, 25, 0, 0)]}
+    result["ratios"] = compare(result["concurrent"], result["one_client"])
+    assert result["ratios"]["direct"] == {"throughput": 0.5, "p99": 2.0, "cpu_per_call": 2.5,
+                                          "one_client_p50": 2.0}
+    assert result["concurrent"][2]["vs_floor"]["throughput"] == 0.7
+    text = summary_text(result)
+    assert "throughput >= 0.6x: 0.7x (met)" in text
+    assert "p99 <= 2.5x: 2x (met)" in text
+    assert "one client p50 <= 2x: 2.5x (not met)" in text
