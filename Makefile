@@ -18,9 +18,14 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/python -m devstack
 
+# Three pytest workers on two cores: the fault tests spend most of their time waiting on real
+# time (outages, heartbeat timeouts, short billing periods), so a third worker fills it.
+# PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb).
+PYTEST_XDIST ?= 3
+
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 worker: $(STAMP)
 	$(BIN)/python -m workers.main
