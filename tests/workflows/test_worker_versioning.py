@@ -76,7 +76,8 @@ class _Renewal:
         return self.CODE
 
 
-# No versioning_behavior here: the worker's default (PINNED) applies, as to the real workflows.
+# Two builds of one workflow type (module-level: the SDK refuses local workflow classes). No
+# versioning_behavior here: the worker's default (PINNED) applies, as to the real workflows.
 @workflow.defn(name=RENEWAL)
 class RenewalOld(_Renewal):
     CODE = "old"
