@@ -158,18 +158,28 @@ class SubscriptionWorkflow:
     def _continue_as_new(self) -> None:
         if lifecycle.rules_upgradable(self.state) and workflow.patched(PATCH_RULE_VERSIONS):
             self.state = lifecycle.upgrade_rules(self.state)
+        # With Worker Versioning on (README "Worker Versioning"), a run is pinned to the build
+        # that started it and the next run starts on the deployment's current build.
+        upgrade = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
         if self.batched:
             # The next run starts with this run's final search attributes: no upsert for them.
             workflow.continue_as_new(
                 SubscriptionInput(state=self.state, batched=True),
                 search_attributes=TypedSearchAttributes(
                     [pair for pair in self._wanted_search_attributes()
-                     if pair.value is not None]))
-        workflow.continue_as_new(SubscriptionInput(state=self.state))
+                     if pair.value is not None]),
+                initial_versioning_behavior=upgrade)
+        workflow.continue_as_new(SubscriptionInput(state=self.state),
+                                 initial_versioning_behavior=upgrade)
 
     def _should_continue_as_new(self) -> bool:
+        """After a renewal; when the history grows long; or when a new build became current
+        (Worker Versioning: a run with no timer, e.g. held or unpaid, moves at its next
+        request instead of staying on the old build)."""
+        info = workflow.info()
         return (self.state.period_index != self.started_period
-                or workflow.info().is_continue_as_new_suggested())
+                or info.is_continue_as_new_suggested()
+                or info.is_target_worker_deployment_version_changed())
 
     async def _catch_up(self) -> None:
         """Apply every transition due now (renewals, ends, retries) before any request."""
