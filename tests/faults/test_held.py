@@ -14,12 +14,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from config.settings import DunningSettings, Settings, TemporalSettings
+from domain.model import SubscriptionState
 from domain.plans import Plan
 from domain.requests import Cancel, Reactivate, Retry
 from tests.cli.support import run
@@ -41,19 +46,54 @@ NO_SUCH_PM = {"type": "invalid_request_error", "code": "resource_missing",
 BAD_KEY = {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_live_***"}
 
 
-def _settings(env, proxy: StripeProxy, sqlite_url: str) -> Settings:
-    return Settings(
-        database_url=sqlite_url, stripe=stripe_settings(proxy.url),
-        # dunning in seconds; a long period would let the held renewal be overtaken
-        dunning=DunningSettings(retry_delays=[timedelta(seconds=2)] * 3,
-                                grace_period=timedelta(seconds=30)),
-        temporal=TemporalSettings(address=env.client.service_client.config.target_host,
-                                  task_queue=f"held-{uuid.uuid4().hex[:8]}"))
+@dataclass
+class Life:
+    """One active subscription on the dev server with the real worker polling."""
+
+    env: WorkflowEnvironment
+    settings: Settings
+    customer: str
+    sub_id: str
+
+    async def state(self, done, timeout: float = PERIOD + 20) -> SubscriptionState:
+        return await wait_for(self.env.client, self.sub_id, done, timeout=timeout)
+
+    async def end_and_count(self) -> SubscriptionState:
+        """Cancel now so the books stop moving; then no workflow task failed, and one
+        succeeded charge, one grant and one invoice.paid per paid period (never the held or
+        refused renewal twice)."""
+        client = self.env.client
+        await client_ops.send(client, self.sub_id, Cancel(mode="immediately"))
+        final = await asyncio.wait_for(client_ops.handle(client, self.sub_id).result(), 20)
+        async for event in client.get_workflow_handle(
+                contract.workflow_id(self.sub_id)).fetch_history_events():
+            assert not event.HasField("workflow_task_failed_event_attributes"), event
+        assert_exactly_once(books(self.settings, self.customer, self.sub_id), final,
+                            periods=final.period_index + 1, amount=PLAN.amount)
+        return final
 
 
-async def _no_failed_workflow_task(client: Client, sub_id: str) -> None:
-    async for event in client.get_workflow_handle(contract.workflow_id(sub_id)).fetch_history_events():
-        assert not event.HasField("workflow_task_failed_event_attributes"), event
+@asynccontextmanager
+async def active_subscription(proxy: StripeProxy, sqlite_url: str,
+                              alarm_after: timedelta | None = None) -> AsyncIterator[Life]:
+    env = await dev_server_env()
+    try:
+        dunning = DunningSettings(retry_delays=[timedelta(seconds=2)] * 3,  # in seconds
+                                  grace_period=timedelta(seconds=30))
+        if alarm_after is not None:
+            dunning.call_alarm_after = alarm_after
+        settings = Settings(
+            database_url=sqlite_url, stripe=stripe_settings(proxy.url), dunning=dunning,
+            temporal=TemporalSettings(address=env.client.service_client.config.target_host,
+                                      task_queue=f"held-{uuid.uuid4().hex[:8]}"))
+        life = Life(env, settings, f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}")
+        new_customer(settings, life.customer, CARD_OK)
+        async with build_worker(env.client, settings):
+            await start(env.client, settings, life.sub_id, life.customer, PLAN)
+            await life.state(lambda s: s.status.value == "active", timeout=30)
+            yield life
+    finally:
+        await env.shutdown()
 
 
 async def _held_ids(client: Client) -> list[str]:
@@ -61,127 +101,77 @@ async def _held_ids(client: Client) -> list[str]:
     return [w.id async for w in client.list_workflows(query)]
 
 
+async def _until_held_ids(client: Client, expected: list[str]) -> None:
+    for _ in range(100):  # visibility is eventually consistent
+        if await _held_ids(client) == expected:
+            return
+        await asyncio.sleep(0.1)
+    assert await _held_ids(client) == expected
+
+
 async def test_no_such_payment_method_is_a_decline_that_enters_dunning(proxy, sqlite_url):
-    env = await dev_server_env()
-    try:
-        settings = _settings(env, proxy, sqlite_url)
-        customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
-        new_customer(settings, customer, CARD_OK)
-        async with build_worker(env.client, settings):
-            await start(env.client, settings, sub_id, customer, PLAN)
-            await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
-            proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=400,
-                               error=NO_SUCH_PM))
-            past_due = await wait_for(env.client, sub_id,
-                                      lambda s: s.status.value == "past_due", timeout=PERIOD + 20)
-            assert past_due.dunning.last_decline_code == "resource_missing"
-            assert past_due.hold is None
-            # the next dunning attempt (the card works again) pays the same period
-            active = await wait_for(env.client, sub_id, lambda s: s.status.value == "active"
-                                    and s.period_index == past_due.period_index, timeout=20)
-            await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
-            final = await asyncio.wait_for(client_ops.handle(env.client, sub_id).result(), 20)
-        await _no_failed_workflow_task(env.client, sub_id)
+    async with active_subscription(proxy, sqlite_url) as life:
+        proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=400,
+                           error=NO_SUCH_PM))
+        past_due = await life.state(lambda s: s.status.value == "past_due")
+        assert past_due.dunning.last_decline_code == "resource_missing"
+        assert past_due.hold is None
+        # the next dunning attempt (the card works again) pays the same period
+        active = await life.state(lambda s: s.status.value == "active"
+                                  and s.period_index == past_due.period_index)
         assert active.dunning is None
-        assert_exactly_once(books(settings, customer, sub_id), final,
-                            periods=final.period_index + 1, amount=PLAN.amount)
-    finally:
-        await env.shutdown()
+        await life.end_and_count()
 
 
 async def test_rejected_key_holds_the_subscription_until_an_operator_retries(proxy, sqlite_url):
-    env = await dev_server_env()
-    try:
-        settings = _settings(env, proxy, sqlite_url)
-        customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
-        new_customer(settings, customer, CARD_OK)
-        async with build_worker(env.client, settings):
-            await start(env.client, settings, sub_id, customer, PLAN)
-            await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
-            proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=401,
-                               error=BAD_KEY))
-            held = await wait_for(env.client, sub_id, lambda s: s.hold is not None,
-                                  timeout=PERIOD + 20)
-            assert held.hold.code == "stripe_authentication" and held.hold.activity == "charge"
-            assert held.hold.stripe_request_id.startswith("req_injected_")
-            assert held.status.value == "active" and held.period_index == 1
+    async with active_subscription(proxy, sqlite_url) as life:
+        client, sub_id = life.env.client, life.sub_id
+        proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=401,
+                           error=BAD_KEY))
+        held = await life.state(lambda s: s.hold is not None)
+        assert held.hold.code == "stripe_authentication" and held.hold.activity == "charge"
+        assert held.hold.stripe_request_id.startswith("req_injected_")
+        assert held.status.value == "active" and held.period_index == 1
+        await _until_held_ids(client, [contract.workflow_id(sub_id)])
 
-            async def listed() -> bool:
-                return await _held_ids(env.client) == [contract.workflow_id(sub_id)]
-            for _ in range(100):  # visibility is eventually consistent
-                if await listed():
-                    break
-                await asyncio.sleep(0.1)
-            assert await listed()
+        # Nothing moves while held (time stands still), yet updates still answer.
+        cancelled = await asyncio.wait_for(client_ops.send(
+            client, sub_id, Cancel(mode="at_period_end")), 5)
+        assert cancelled.status.value == "non_renewing" and cancelled.hold is not None
+        reactivated = await asyncio.wait_for(client_ops.send(client, sub_id, Reactivate()), 5)
+        assert reactivated.status.value == "active"
 
-            # Nothing moves while held (time stands still), yet updates still answer.
-            cancelled = await asyncio.wait_for(client_ops.send(
-                env.client, sub_id, Cancel(mode="at_period_end")), 5)
-            assert cancelled.status.value == "non_renewing" and cancelled.hold is not None
-            reactivated = await asyncio.wait_for(client_ops.send(
-                env.client, sub_id, Reactivate()), 5)
-            assert reactivated.status.value == "active"
-
-            # What the operator sees, then the retry once the key is fixed (the fault
-            # answered once): `subs held`, `subs retry` as run from a shell.
-            cli_env = worker_env(settings)
-            code, out, err = await run(sys.executable, "-m", "cli.main", "held", env=cli_env)
-            assert code == 0 and sub_id in out and "stripe_authentication" in out, (out, err)
-            assert "req_injected_" in out
-            code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
-                                       env=cli_env)
-            assert code == 0 and '"status": "active"' in out, (out, err)
-            code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
-                                       env=cli_env)
-            assert code == 2 and "refused (not_held)" in err and "Traceback" not in err
-            paid = await wait_for(env.client, sub_id, lambda s: s.period_index >= 1
-                                  and s.awaiting_charge is None and s.hold is None
-                                  and s.current_period_paid == PLAN.amount)
-            assert paid.status.value == "active"
-            for _ in range(100):
-                if await _held_ids(env.client) == []:
-                    break
-                await asyncio.sleep(0.1)
-            assert await _held_ids(env.client) == []
-            await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
-            final = await asyncio.wait_for(client_ops.handle(env.client, sub_id).result(), 20)
-        await _no_failed_workflow_task(env.client, sub_id)
-        # one succeeded charge per paid period: the first, the retried renewal, and any
-        # renewal that came due after the retry; never the held one twice
-        assert_exactly_once(books(settings, customer, sub_id), final,
-                            periods=final.period_index + 1, amount=PLAN.amount)
-    finally:
-        await env.shutdown()
+        # What the operator sees, then the retry once the key is fixed (the fault answered
+        # once): `subs held`, `subs retry` as run from a shell.
+        cli_env = worker_env(life.settings)
+        code, out, err = await run(sys.executable, "-m", "cli.main", "held", env=cli_env)
+        assert code == 0 and sub_id in out and "stripe_authentication" in out, (out, err)
+        assert "req_injected_" in out
+        code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
+                                   env=cli_env)
+        assert code == 0 and '"status": "active"' in out, (out, err)
+        code, out, err = await run(sys.executable, "-m", "cli.main", "retry", sub_id,
+                                   env=cli_env)
+        assert code == 2 and "refused (not_held)" in err and "Traceback" not in err
+        paid = await life.state(lambda s: s.period_index >= 1 and s.awaiting_charge is None
+                                and s.hold is None and s.current_period_paid == PLAN.amount)
+        assert paid.status.value == "active"
+        await _until_held_ids(client, [])
+        await life.end_and_count()
 
 
 async def test_a_call_failing_past_the_alarm_bound_holds_too(proxy, sqlite_url):
     """Stripe answers 500 to every renewal attempt for longer than the alarm bound (5 s
     here, an hour by default): retried until then, held after, resumed by the retry."""
-    env = await dev_server_env()
-    try:
-        settings = _settings(env, proxy, sqlite_url)
-        settings.dunning.call_alarm_after = timedelta(seconds=5)
-        customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
-        new_customer(settings, customer, CARD_OK)
-        async with build_worker(env.client, settings):
-            await start(env.client, settings, sub_id, customer, PLAN)
-            await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
-            proxy.inject(*[Fault("POST", "/v1/payment_intents", "status", status=500)
-                           for _ in range(50)])
-            held = await wait_for(env.client, sub_id, lambda s: s.hold is not None,
-                                  timeout=PERIOD + 30)
-            assert held.hold.code == "call_stalled" and "500" in held.hold.message
-            refused = [what for *_, what in proxy.log if what == "status"]
-            assert len(refused) >= 2  # it was retried before the alarm
-            proxy.faults.clear()
-            await client_ops.send(env.client, sub_id, Retry())
-            await wait_for(env.client, sub_id, lambda s: s.hold is None and s.period_index >= 1
-                           and s.awaiting_charge is None
-                           and s.current_period_paid == PLAN.amount)
-            await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
-            final = await asyncio.wait_for(client_ops.handle(env.client, sub_id).result(), 20)
-        await _no_failed_workflow_task(env.client, sub_id)
-        assert_exactly_once(books(settings, customer, sub_id), final,
-                            periods=final.period_index + 1, amount=PLAN.amount)
-    finally:
-        await env.shutdown()
+    async with active_subscription(proxy, sqlite_url, timedelta(seconds=5)) as life:
+        proxy.inject(*[Fault("POST", "/v1/payment_intents", "status", status=500)
+                       for _ in range(50)])
+        held = await life.state(lambda s: s.hold is not None, timeout=PERIOD + 30)
+        assert held.hold.code == "call_stalled" and "500" in held.hold.message
+        refused = [what for *_, what in proxy.log if what == "status"]
+        assert len(refused) >= 2  # it was retried before the alarm
+        proxy.faults.clear()
+        await client_ops.send(life.env.client, life.sub_id, Retry())
+        await life.state(lambda s: s.hold is None and s.period_index >= 1
+                         and s.awaiting_charge is None and s.current_period_paid == PLAN.amount)
+        await life.end_and_count()
