@@ -28,11 +28,16 @@ class ChargeRequest(BaseModel):
 
 
 class ChargeResult(BaseModel):
+    """``amount`` and ``period_key`` echo the charge record, so the workflow can check that a
+    result belongs to the command it issued (None in results recorded before they existed)."""
+
     status: Literal["succeeded", "declined"]
     idempotency_key: str
     payment_intent_id: str | None = None
     decline_code: str | None = None
     message: str | None = None
+    amount: int | None = None
+    period_key: str | None = None
 
 
 class CreditPurchase(BaseModel):

@@ -13,6 +13,11 @@ Three kinds of input drive it:
 
 Time-driven transitions due at ``now`` always happen before a request made at ``now``: a
 reactivation at the instant a cancellation takes effect is one moment too late.
+
+Running subscriptions replay their history, so a rule change that alters the commands for an
+existing state is a new *rule version* (``RULES``): the state carries the version it runs
+under, the rules branch on it explicitly, and the shell moves a subscription to a newer
+version only at a safe point (``upgrade_rules``; docs/lifecycle.md "Rule versions").
 """
 
 from __future__ import annotations
@@ -63,6 +68,15 @@ from domain.requests import (
     Resume,
     Retry,
 )
+
+# Rule versions: what each one changed. A new subscription starts on CURRENT_RULES.
+RULES = {
+    1: "the rules before versions existed: a late recovery from dunning charges every period "
+       "that ended meanwhile, back to back",
+    2: "a late recovery from dunning charges once, for the period containing now; the periods "
+       "that ended without access are skipped (D9)",
+}
+CURRENT_RULES = max(RULES)
 
 RECENT_EVENTS_KEPT = 25
 SUBSCRIBE_UNLOCK = "subscribe-unlock"  # idempotency-key suffix of the D16 unlock on subscribe
@@ -132,7 +146,11 @@ def _updated(before: SubscriptionState, after: SubscriptionState, now: datetime,
 # Creation ------------------------------------------------------------------------------------
 
 
-def create(new: NewSubscription, now: datetime) -> Decision:
+def create(new: NewSubscription, now: datetime, rules: int = CURRENT_RULES) -> Decision:
+    """A new subscription on rule version ``rules`` (the shell passes the version its
+    history allows; see ``RULES``)."""
+    if rules not in RULES:
+        raise ValueError(f"unknown rule version {rules}")
     now = require_utc(now, "now")
     start = require_utc(new.start_date, "start_date") if new.start_date else now
     start = max(start, now)
@@ -155,6 +173,7 @@ def create(new: NewSubscription, now: datetime) -> Decision:
         trial_end=trial_end,
         current_period_start=start,
         current_period_end=trial_end or boundary(anchor, plan.interval, plan.interval_count, 1),
+        rules=rules,
     )
     if start > now:
         return _emit(state, "customer.subscription.created", now, new.requested_by)
@@ -316,12 +335,32 @@ def _paid(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> D
         decision = decision.then(_emit(decision.state, "invoice.paid", now, None,
                                        {"amount_paid": outcome.amount}))
     decision = decision.then(_updated(state, decision.state, now, None))
-    if (state.dunning is not None and now > after.current_period_end
-            and after.cancel_at is None and after.pause is None):
+    if (skips_missed_periods(state) and state.dunning is not None
+            and now > after.current_period_end and after.cancel_at is None
+            and after.pause is None):
         # A late recovery: the periods that ended while the customer had no access are not
         # charged; the subscription continues on its anchor with the period containing now.
         decision = decision.then(_renew(decision.state, upto=now))
     return decision
+
+
+def skips_missed_periods(state: SubscriptionState) -> bool:
+    """Rule version 2: a late recovery skips the periods that ended without access."""
+    return state.rules >= 2
+
+
+def rules_upgradable(state: SubscriptionState) -> bool:
+    """A safe point to move to the current rules: an older version, and nothing in progress
+    that the versions decide differently (today: no dunning, no charge in flight, no hold).
+    The shell asks at continue-as-new, which follows a paid renewal."""
+    return (state.rules < CURRENT_RULES and state.dunning is None
+            and state.awaiting_charge is None and state.hold is None)
+
+
+def upgrade_rules(state: SubscriptionState) -> SubscriptionState:
+    """The state on the current rules (call only where ``rules_upgradable``)."""
+    assert rules_upgradable(state), "not a safe point to change rule versions"
+    return state.model_copy(update={"rules": CURRENT_RULES})
 
 
 def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:

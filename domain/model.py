@@ -158,6 +158,10 @@ class Event(Frozen):
 
 
 class SubscriptionState(Frozen):
+    """``rules`` is the version of the rules this subscription runs under
+    (domain.lifecycle.RULES names each version's change). A state carried from code that did
+    not know versions has none: it is version 1, the oldest rules."""
+
     id: str
     customer_id: str
     organization_id: str
@@ -197,6 +201,7 @@ class SubscriptionState(Frozen):
     current_period_price: int | None = None
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
+    rules: int = 1
 
     # Derived views -------------------------------------------------------------------------
     @property

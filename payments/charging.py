@@ -215,4 +215,4 @@ def _result(row: ChargeAttempt) -> ChargeResult:
         raise RetryableGatewayError(f"charge {row.idempotency_key} has no outcome yet")
     return ChargeResult(status=row.status, idempotency_key=row.idempotency_key,
                         payment_intent_id=row.payment_intent_id, decline_code=row.decline_code,
-                        message=row.message)
+                        message=row.message, amount=row.amount, period_key=row.period_key)

@@ -76,6 +76,10 @@ PATCH_BATCHED_EFFECTS = "batched-local-effects"
 # SubscriptionHeld = true) instead of failing the workflow task; recorded runs from before
 # never took this path (their task failed and was retried forever).
 PATCH_HOLD_ON_FAILED_CALL = "hold-on-failed-call"
+# Rule versions (domain.lifecycle.RULES): a new subscription starts on the current rules, and a
+# running one moves to them at continue-as-new after a renewal (a safe point). Histories
+# recorded before this patch replay on version 1, the rules they were recorded with.
+PATCH_RULE_VERSIONS = "rule-versions"
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -113,7 +117,8 @@ class SubscriptionWorkflow:
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
         if self.state is None:
             assert inp.new is not None, "a new subscription or a carried state is required"
-            decision = lifecycle.create(inp.new, workflow.now())
+            rules = lifecycle.CURRENT_RULES if workflow.patched(PATCH_RULE_VERSIONS) else 1
+            decision = lifecycle.create(inp.new, workflow.now(), rules)
             await self._apply(decision)
             self.started_period = self.state.period_index
         while True:
@@ -151,6 +156,8 @@ class SubscriptionWorkflow:
         return self.state
 
     def _continue_as_new(self) -> None:
+        if lifecycle.rules_upgradable(self.state) and workflow.patched(PATCH_RULE_VERSIONS):
+            self.state = lifecycle.upgrade_rules(self.state)
         if self.batched:
             # The next run starts with this run's final search attributes: no upsert for them.
             workflow.continue_as_new(
@@ -262,6 +269,7 @@ class SubscriptionWorkflow:
                 await self._apply(lifecycle.hold(self.state, failure, workflow.now()))
                 self._announce_hold()
                 return
+            _check_belongs(result, command)
             outcome = PaymentOutcome(
                 idempotency_key=command.idempotency_key, status=result.status,
                 amount=command.amount if result.status == "succeeded" else 0,
@@ -572,6 +580,22 @@ class SubscriptionWorkflow:
     @update_retry.validator
     def _validate_retry(self, request: Retry) -> None:
         self._validate(request)
+
+
+class ForeignResult(RuntimeError):
+    """An activity answered for another command: a bug (a rule change feeding one period's
+    result into another), never a business outcome. It fails the workflow task loudly, so the
+    run stops before acting on it and resumes once the code is fixed."""
+
+
+def _check_belongs(result: ChargeResult, charge: Charge) -> None:
+    expected = (charge.idempotency_key, charge.amount, charge.period_key)
+    got = (result.idempotency_key,
+           charge.amount if result.amount is None else result.amount,
+           charge.period_key if result.period_key is None else result.period_key)
+    if got != expected:
+        raise ForeignResult(f"charge result {got} does not belong to the charge issued "
+                            f"{expected} (idempotency key, amount, period)")
 
 
 _CHANGE_ACTIVITY = {ForfeitCredits: "forfeit_period_credits",

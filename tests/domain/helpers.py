@@ -105,11 +105,11 @@ class Driver:
                trial_end: datetime | None = None, policy: BillingPolicy | None = None,
                sub_id: str = "sub_1", customer_id: str = "cus_1",
                requested_by: Actor = CUSTOMER, outcomes: Iterable[str] = (),
-               default: str = OK) -> Driver:
+               default: str = OK, rules: int = lifecycle.CURRENT_RULES) -> Driver:
         new = NewSubscription(id=sub_id, customer_id=customer_id, plan=plan,
                               policy=policy or BillingPolicy(), start_date=start_date,
                               trial_end=trial_end, requested_by=requested_by)
-        decision = lifecycle.create(new, now)
+        decision = lifecycle.create(new, now, rules)
         driver = cls(state=decision.state, now=now, outcomes=deque(outcomes), default=default)
         driver._execute("create", None, decision, now)
         return driver
