@@ -350,8 +350,9 @@ async def scheduled_start(run: Run) -> None:
 
 async def unpaid_recovers_late(run: Run) -> None:
     """D9 with final_action=unpaid: every retry declines, the subscription turns unpaid and
-    waits past the unpaid period's end; a new card (a signal) pays that period and the late
-    recovery opens the period containing now."""
+    waits more than a period past the unpaid period's end; a new card (a signal) pays that
+    period, and the late recovery (rule version 2) skips the period that ended meanwhile and
+    charges the one containing now."""
     run.settings = run.settings.model_copy(update={
         "dunning": DunningSettings(final_action="unpaid")})
     s = await run.start()
@@ -364,11 +365,13 @@ async def unpaid_recovers_late(run: Run) -> None:
         s = await run.wait(lambda s: s.awaiting_charge is None and (
             s.status.value != "past_due" or s.dunning.attempts > attempts))
     assert s.status.value == "unpaid", s.status
-    await run.skip_to(s.current_period_end + timedelta(days=10))
+    unpaid = s
+    await run.skip_to(s.current_period_end + timedelta(days=40))
     run.card(CARD_OK)
     await client_ops.signal(run.client, run.sub_id, PaymentMethodUpdated())
-    await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None
-                   and s.period_index >= 2)
+    s = await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None
+                       and s.period_index > unpaid.period_index)
+    assert s.period_index == unpaid.period_index + 2, s.period_index  # one period skipped
 
 
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {

@@ -35,7 +35,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from domain import lifecycle
 from domain.model import SubscriptionState
 from workflows import contract
-from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription import PATCH_RULE_VERSIONS, SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -92,7 +92,8 @@ class SwappedFirstCommands(SubscriptionWorkflow):
 
     @workflow.run
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
-        decision = lifecycle.create(inp.new, workflow.now())
+        rules = lifecycle.CURRENT_RULES if workflow.patched(PATCH_RULE_VERSIONS) else 1
+        decision = lifecycle.create(inp.new, workflow.now(), rules)
         await self._apply(decision.model_copy(
             update={"commands": tuple(reversed(decision.commands))}))
         return self.state
@@ -147,3 +148,17 @@ async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, 
                                             raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "failed permanently" in str(result.replay_failure)
+
+
+async def test_reverting_the_late_recovery_rule_fails_replay(monkeypatch):
+    """Rule version 2 (a late recovery from dunning skips the periods that ended without
+    access) is in rules-v2/unpaid_recovers_late: on the old rule the recovery does not open
+    the period containing now in the same decision, so the commands differ from the history."""
+    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: False)
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    failures = [str(result.replay_failure) for path in
+                sorted((HISTORIES / "rules-v2").glob("unpaid_recovers_late-run*.json"))
+                if (result := await replayer.replay_workflow(
+                    load(path), raise_on_replay_failure=False)).replay_failure is not None]
+    assert failures and "Nondeterminism error" in failures[0], failures
