@@ -132,6 +132,19 @@ class Run:
                                      f"{await self.state(sub_id)}")
             await asyncio.sleep(0.1)
 
+    async def exhaust_dunning(self) -> SubscriptionState:
+        """The card declines from the next renewal on: the state after the last retry."""
+        s = await self.state()
+        self.card(CARD_DECLINED)
+        await self.skip_to(s.current_period_end + MINUTE)
+        s = await self.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
+        while s.status.value == "past_due":
+            attempts = s.dunning.attempts
+            await self.skip_to(s.dunning.next_retry_at + MINUTE)
+            s = await self.wait(lambda s: s.awaiting_charge is None and (
+                s.status.value != "past_due" or s.dunning.attempts > attempts))
+        return s
+
     async def skip_to(self, when) -> None:
         await self.env.sleep(max(when - await self.env.get_current_time(), timedelta(0)))
 
@@ -201,15 +214,8 @@ async def dunning_recovers(run: Run) -> None:
 
 async def dunning_cancels(run: Run) -> None:
     """Every retry declines: after the last attempt the subscription is cancelled (D9)."""
-    s = await run.start()
-    run.card(CARD_DECLINED)
-    await run.skip_to(s.current_period_end + MINUTE)
-    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
-    while s.status.value == "past_due":
-        attempts = s.dunning.attempts
-        await run.skip_to(s.dunning.next_retry_at + MINUTE)
-        s = await run.wait(lambda s: s.awaiting_charge is None and (
-            s.status.value != "past_due" or s.dunning.attempts > attempts))
+    await run.start()
+    s = await run.exhaust_dunning()
     assert s.status.value == "canceled", s.status
 
 
@@ -355,15 +361,8 @@ async def unpaid_recovers_late(run: Run) -> None:
     charges the one containing now."""
     run.settings = run.settings.model_copy(update={
         "dunning": DunningSettings(final_action="unpaid")})
-    s = await run.start()
-    run.card(CARD_DECLINED)
-    await run.skip_to(s.current_period_end + MINUTE)
-    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
-    while s.status.value == "past_due":
-        attempts = s.dunning.attempts
-        await run.skip_to(s.dunning.next_retry_at + MINUTE)
-        s = await run.wait(lambda s: s.awaiting_charge is None and (
-            s.status.value != "past_due" or s.dunning.attempts > attempts))
+    await run.start()
+    s = await run.exhaust_dunning()
     assert s.status.value == "unpaid", s.status
     unpaid = s
     await run.skip_to(s.current_period_end + timedelta(days=40))
