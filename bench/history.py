@@ -55,7 +55,7 @@ async def _result(client: Client, sub_id: str, timeout: float = 600.0):
     """The final state once the chain has completed (polled in real time)."""
     deadline = time.monotonic() + timeout
     h = client_ops.handle(client, sub_id)
-    while not await client_ops._closed(h):
+    while not await client_ops.closed(client, sub_id):
         if time.monotonic() > deadline:
             raise RuntimeError("the subscription did not end in time")
         await asyncio.sleep(0.2)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +26,18 @@ class TemporalSettings(BaseModel):
     # The API's deadline for each Temporal operation (start, update, query...): past it the
     # caller gets a 504 with Retry-After instead of waiting on a stuck workflow or server.
     api_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Worker Versioning, off unless both are set: the worker then polls as version
+    # `<deployment_name>.<build_id>` of a Worker Deployment and each workflow run stays pinned
+    # to the version it started on (README "Worker Versioning": rollout and what it needs).
+    deployment_name: str | None = Field(default=None, min_length=1, pattern=r"^[^.]+$")
+    build_id: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _versioning_both_or_neither(self) -> TemporalSettings:
+        if (self.deployment_name is None) != (self.build_id is None):
+            raise ValueError("set both SUBS_TEMPORAL__DEPLOYMENT_NAME and SUBS_TEMPORAL__BUILD_ID "
+                             "for Worker Versioning, or neither")
+        return self
 
 
 class StripeSettings(BaseModel):

@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.credits import CreditActivities
@@ -21,7 +22,7 @@ from activities.events import EventActivities
 from activities.payments import PaymentActivities
 from activities.purchases import PurchaseActivities
 from activities.reconcile import ReconcileActivities
-from config.settings import Settings, get_settings
+from config.settings import Settings, TemporalSettings, get_settings
 from ledger.service import Ledger
 from notifications.dispatcher import Dispatcher
 from payments.gateway import StripeGateway
@@ -82,6 +83,21 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
                          else UnsandboxedWorkflowRunner()),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        deployment_config=deployment_config(settings.temporal),
+    )
+
+
+def deployment_config(temporal: TemporalSettings) -> WorkerDeploymentConfig | None:
+    """Worker Versioning when configured (None: an unversioned worker, as before). Every
+    workflow without a declared behavior is PINNED: a run finishes on the build that started it,
+    so a build replays only histories it wrote itself; a subscription moves to the current
+    version when it continues as new with AUTO_UPGRADE (README "Worker Versioning")."""
+    if temporal.deployment_name is None or temporal.build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(temporal.deployment_name, temporal.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
     )
 
 

@@ -11,6 +11,7 @@ hangs a request. The CLI and tests pass none and wait as long as it takes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -147,10 +148,10 @@ async def start_settled(client: Client, new: NewSubscription, task_queue: str, *
             raise WorkflowAlreadyStartedError(operation.id, contract.WORKFLOW_TYPE) from err
         finally:
             # The SDK also hands the start's outcome to a future nobody awaits here; read it,
-            # or asyncio logs a failed start as "exception was never retrieved".
-            started = operation._workflow_handle
-            if started.done() and not started.cancelled():
-                started.exception()
+            # or asyncio logs a failed start as "exception was never retrieved". It is settled
+            # once the call above returned; after a deadline it may not be: stop waiting.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(operation.workflow_handle(), timeout=0.01)
 
 
 async def settled(client: Client, subscription_id: str, *,
@@ -163,7 +164,7 @@ async def settled(client: Client, subscription_id: str, *,
             return await h.execute_update(contract.UPDATE_SETTLED,
                                           result_type=SubscriptionState, rpc_timeout=timeout)
         except RPCError:
-            if await _closed(h, timeout):
+            if await closed(client, subscription_id, timeout):
                 return await h.result(rpc_timeout=timeout)
             raise
 
@@ -173,12 +174,15 @@ def handle(client: Client, subscription_id: str) -> WorkflowHandle:
                                           contract.workflow_id(subscription_id))
 
 
-async def _closed(h: WorkflowHandle, timeout: timedelta | None = None) -> bool:
-    """Whether the latest run has closed. Uses the raw call: the time-skipping test server
-    returns datetime search attributes that ``describe()`` cannot decode."""
-    resp = await h._client.workflow_service.describe_workflow_execution(
-        DescribeWorkflowExecutionRequest(namespace=h._client.namespace,
-                                         execution=WorkflowExecution(workflow_id=h.id)),
+async def closed(client: Client, subscription_id: str,
+                 timeout: timedelta | None = None) -> bool:
+    """Whether the subscription's latest run has closed. Uses the service call: the
+    time-skipping test server returns datetime search attributes that ``describe()`` cannot
+    decode."""
+    resp = await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=contract.workflow_id(subscription_id))),
         timeout=timeout)
     return resp.workflow_execution_info.status != WorkflowExecutionStatus.RUNNING.value
 
@@ -190,7 +194,7 @@ async def get_state(client: Client, subscription_id: str, *,
     query for the worker)."""
     h = handle(client, subscription_id)
     async with _within(timeout):
-        if await _closed(h, timeout):
+        if await closed(client, subscription_id, timeout):
             return await h.result(rpc_timeout=timeout)
         return await h.query(contract.QUERY_STATE, result_type=SubscriptionState,
                              rpc_timeout=timeout)
@@ -216,7 +220,7 @@ async def send(client: Client, subscription_id: str, request: Request,
         except WorkflowUpdateFailedError as err:
             raise refusal_from(err.cause) from None
         except RPCError:
-            if await _closed(h, timeout):  # the workflow completed: it has ended (D4)
+            if await closed(client, subscription_id, timeout):  # ended (D4)
                 raise ended(request) from None
             raise
 
@@ -230,7 +234,7 @@ async def signal(client: Client, subscription_id: str, request: Request, *,
         try:
             await h.signal(_SIGNALS[type(request)], request, rpc_timeout=timeout)
         except RPCError:
-            if await _closed(h, timeout):
+            if await closed(client, subscription_id, timeout):
                 raise ended(request) from None
             raise
 
@@ -251,6 +255,3 @@ def refusal_from(cause: BaseException | None) -> RequestRefused:
             return kind(body["code"], body["message"], body.get("field"))
     return RequestRefused("update_failed", str(cause))
 
-
-def is_not_found(err: BaseException) -> bool:
-    return isinstance(err, RPCError) and "not found" in str(err).lower()

@@ -47,11 +47,12 @@ async def time_skipping_env() -> WorkflowEnvironment:
     return env
 
 
-async def dev_server_env() -> WorkflowEnvironment:
+async def dev_server_env(*extra_args: str) -> WorkflowEnvironment:
+    """``extra_args`` go to ``temporal server start-dev`` (e.g. ``--dynamic-config-value``)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=[],
-        dev_server_extra_args=[arg for k, v in SEARCH_ATTRIBUTES.items()
-                               for arg in ("--search-attribute", f"{k}={v}")],
+        dev_server_extra_args=[*(arg for k, v in SEARCH_ATTRIBUTES.items()
+                                 for arg in ("--search-attribute", f"{k}={v}")), *extra_args],
     )
