@@ -49,9 +49,9 @@ from domain import purchases
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
 from domain.plans import Plan
-from ledger.service import Ledger
 from domain.requests import (AcceptRetentionOffer, Cancel, ChangePlan, Pause,
                              PaymentMethodUpdated, Postpone, Reactivate, Resume, Retry)
+from ledger.service import Ledger
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine

@@ -14,8 +14,9 @@ from ``rules-v2`` on pause/resume (D12), plan changes (D11), the retention offer
 unlock on subscribe (D16), a trial, a scheduled start (D10) and the unpaid policy with a late
 recovery; test_coverage.py checks that together they send every request and reach every status.
 
-Every history replays twice: unsandboxed, and in the sandbox the worker runs workflows in (the
-sandbox also catches a non-deterministic import or call that passes unsandboxed). The tests
+Every history replays twice: unsandboxed, as the worker runs workflows by default
+(settings.workflow_sandbox), and in the SDK's sandbox, which also refuses the I/O, clocks and
+randomness that pass unsandboxed. The tests
 below it show the check has teeth: the same workflow with two commands swapped, or without
 holds, or on the old late-recovery rule, fails on the same histories.
 """
