@@ -1,7 +1,8 @@
 """Record the workflow histories that tests/replay/test_replay.py replays (run by hand).
 
-    .venv/bin/python -m tests.replay.record            # every scenario
-    .venv/bin/python -m tests.replay.record dunning_recovers
+    .venv/bin/python -m tests.replay.record            # every scenario, into CURRENT
+    .venv/bin/python -m tests.replay.record dunning_recovers trial
+    .venv/bin/python -m tests.replay.record --out /tmp/try trial   # try a scenario out
 
 Each scenario drives one subscription through the real worker (workflow + every activity) on a
 fresh time-skipping Temporal server, localstripe and a throw-away SQLite file, then writes the
@@ -13,15 +14,22 @@ behind ``workflow.patched`` (README: "Changing the workflow safely"); it does no
 re-recorded away. Once it is in, its histories are recorded as a new generation (a new
 directory, ``CURRENT`` below) beside the old ones, which stay and keep being replayed.
 
+Together the scenarios send every request type and reach every status (test_coverage.py
+fails otherwise): add one when a request or status is added.
+
 Generations: ``per-write`` (one activity per ledger or event write, before
 PATCH_BATCHED_EFFECTS), ``batched`` (the local writes of a decision in one local activity,
-search attributes upserted on change) and ``held`` (a call only an operator can fix holds the
-subscription, PATCH_HOLD_ON_FAILED_CALL; adds the held scenarios). Stripe is reached through
-tests/faults/stripe_proxy.py, so a scenario can make it fail.
+search attributes upserted on change), ``held`` (a call only an operator can fix holds the
+subscription, PATCH_HOLD_ON_FAILED_CALL; adds the held scenarios) and ``rules-v2`` (the state
+carries its rule version, PATCH_RULE_VERSIONS; adds pause/resume, plan changes, the retention
+offer, the unlock on subscribe, a trial, a scheduled start and the unpaid policy with a late
+recovery). Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
+fail.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -29,15 +37,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.types import CreditPurchase
 from config.plans import load_catalog
-from config.settings import Settings, TemporalSettings
+from config.settings import DunningSettings, Settings, TemporalSettings
+from domain import purchases
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
-from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Retry
+from domain.plans import Plan
+from domain.requests import (AcceptRetentionOffer, Cancel, ChangePlan, Pause,
+                             PaymentMethodUpdated, Postpone, Reactivate, Resume, Retry)
+from ledger.service import Ledger
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
@@ -46,10 +60,10 @@ from tests.fakes_stripe import CARD_DECLINED, CARD_OK, start_localstripe, stripe
 from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.support.temporal import time_skipping_env
 from workers.main import build_worker
-from workflows import client_ops, contract
+from workflows import client_ops, contract, purchase_ops
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-CURRENT = HISTORIES / "held"  # where new recordings go
+CURRENT = HISTORIES / "rules-v2"  # the newest generation: where recordings go
 MINUTE = timedelta(minutes=1)
 
 
@@ -67,37 +81,69 @@ class Run:
     def client(self) -> Client:
         return self.env.client
 
-    async def start(self, card: str = CARD_OK) -> SubscriptionState:
-        customer = f"cus_replay_{self.name}"
-        self.payments.create_customer(customer, email=f"{customer}@example.com", name="Ada")
-        self.payments.add_test_card(customer, card)
-        plan = load_catalog(self.settings.plans_file).get("pro-monthly")
+    @property
+    def customer(self) -> str:
+        return f"cus_replay_{self.name}"
+
+    def plan(self, plan_id: str) -> Plan:
+        plan = load_catalog(self.settings.plans_file).get(plan_id)
+        assert plan is not None, plan_id
+        return plan
+
+    async def start(self, card: str = CARD_OK, status: str = "active",
+                    sub_id: str | None = None, **new: Any) -> SubscriptionState:
+        """Start a subscription (the recorded one unless ``sub_id`` names another) on
+        pro-monthly, with the policy the settings give, and wait until it is ``status``.
+        ``new`` is passed to NewSubscription (start_date, trial_end)."""
+        if not self.payments.get_customer(self.customer):
+            self.payments.create_customer(self.customer, email=f"{self.customer}@example.com",
+                                          name="Ada")
+        self.card(card)
         await client_ops.start(self.client, NewSubscription(
-            id=self.sub_id, customer_id=customer, organization_id="org_replay", plan=plan,
-            policy=client_ops.policy_from_settings(self.settings),
-            requested_by=Actor(kind="operator", id="replay")), self.settings.temporal.task_queue)
-        return await self.wait(lambda s: s.status.value == "active")
+            id=sub_id or self.sub_id, customer_id=self.customer, organization_id="org_replay",
+            plan=self.plan("pro-monthly"), policy=client_ops.policy_from_settings(self.settings),
+            requested_by=Actor(kind="operator", id="replay"), **new),
+            self.settings.temporal.task_queue)
+        return await self.wait(lambda s: s.status.value == status and s.awaiting_charge is None,
+                               sub_id=sub_id)
 
     def card(self, number: str) -> None:
-        self.payments.add_test_card(f"cus_replay_{self.name}", number)
+        self.payments.add_test_card(self.customer, number)
 
-    async def state(self) -> SubscriptionState:
-        return await client_ops.get_state(self.client, self.sub_id)
+    async def state(self, sub_id: str | None = None) -> SubscriptionState:
+        # Bounded: a query that reaches a run just as it continues as new can hang until its
+        # RPC deadline; the next poll asks the new run.
+        return await client_ops.get_state(self.client, sub_id or self.sub_id,
+                                          timeout=timedelta(seconds=3))
 
-    async def wait(self, done: Callable[[SubscriptionState], bool],
-                   timeout: float = 30.0) -> SubscriptionState:
+    async def wait(self, done: Callable[[SubscriptionState], bool], timeout: float = 30.0,
+                   sub_id: str | None = None) -> SubscriptionState:
         """Poll (real time) until the workflow reached a state; time does not move meanwhile."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
-                state = await self.state()
+                state = await self.state(sub_id)
                 if done(state):
                     return state
             except Exception:  # noqa: BLE001 - between runs (continue-as-new) a query can fail
                 pass
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{self.name}: state not reached; last {await self.state()}")
+                raise AssertionError(f"{self.name}: state not reached; last "
+                                     f"{await self.state(sub_id)}")
             await asyncio.sleep(0.1)
+
+    async def exhaust_dunning(self) -> SubscriptionState:
+        """The card declines from the next renewal on: the state after the last retry."""
+        s = await self.state()
+        self.card(CARD_DECLINED)
+        await self.skip_to(s.current_period_end + MINUTE)
+        s = await self.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
+        while s.status.value == "past_due":
+            attempts = s.dunning.attempts
+            await self.skip_to(s.dunning.next_retry_at + MINUTE)
+            s = await self.wait(lambda s: s.awaiting_charge is None and (
+                s.status.value != "past_due" or s.dunning.attempts > attempts))
+        return s
 
     async def skip_to(self, when) -> None:
         await self.env.sleep(max(when - await self.env.get_current_time(), timedelta(0)))
@@ -105,7 +151,8 @@ class Run:
     async def renew(self) -> SubscriptionState:
         before = await self.state()
         await self.skip_to(before.current_period_end + MINUTE)
-        return await self.wait(lambda s: s.period_index > before.period_index
+        # A new term (plan change, resume with reset) restarts period_index at 0.
+        return await self.wait(lambda s: s.current_period_start > before.current_period_start
                                and s.awaiting_charge is None)
 
 
@@ -167,15 +214,8 @@ async def dunning_recovers(run: Run) -> None:
 
 async def dunning_cancels(run: Run) -> None:
     """Every retry declines: after the last attempt the subscription is cancelled (D9)."""
-    s = await run.start()
-    run.card(CARD_DECLINED)
-    await run.skip_to(s.current_period_end + MINUTE)
-    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
-    while s.status.value == "past_due":
-        attempts = s.dunning.attempts
-        await run.skip_to(s.dunning.next_retry_at + MINUTE)
-        s = await run.wait(lambda s: s.awaiting_charge is None and (
-            s.status.value != "past_due" or s.dunning.attempts > attempts))
+    await run.start()
+    s = await run.exhaust_dunning()
     assert s.status.value == "canceled", s.status
 
 
@@ -209,13 +249,138 @@ async def held_refund(run: Run) -> None:
     await run.wait(lambda s: s.status.value == "canceled")
 
 
+async def pause_now_resume_at(run: Run) -> None:
+    """D12: paused at once until a date past the paid period: its credits are forfeited at
+    its end, and resume_at resumes on the anchor with a charge for the period containing it."""
+    s = await run.start()
+    resume_at = s.current_period_end + timedelta(days=10)
+    await client_ops.send(run.client, run.sub_id, Pause(mode="now", resume_at=resume_at))
+    await run.skip_to(resume_at + MINUTE)
+    await run.wait(lambda s: s.status.value == "active" and s.period_index == 1
+                   and s.awaiting_charge is None)
+
+
+async def pause_resume_keep(run: Run) -> None:
+    """D12: a pause scheduled for the period end (a signal) takes effect there; a resume
+    (keep) in the next period charges that period on the old anchor."""
+    s = await run.start()
+    await client_ops.signal(run.client, run.sub_id, Pause(mode="at_period_end"))
+    await run.wait(lambda s: s.pause is not None)
+    await run.skip_to(s.current_period_end + timedelta(days=5))
+    await run.wait(lambda s: s.status.value == "paused")
+    await client_ops.send(run.client, run.sub_id, Resume(anchor="keep"))
+    await run.wait(lambda s: s.status.value == "active" and s.period_index == 1
+                   and s.awaiting_charge is None)
+
+
+async def pause_resume_reset(run: Run) -> None:
+    """D12: a pause at the period end; a resume (reset) moves the anchor to now and charges a
+    new period from there."""
+    s = await run.start()
+    await client_ops.send(run.client, run.sub_id, Pause(mode="at_period_end"))
+    await run.skip_to(s.current_period_end + timedelta(days=5))
+    await run.wait(lambda s: s.status.value == "paused")
+    await client_ops.signal(run.client, run.sub_id, Resume(anchor="reset"))
+    await run.wait(lambda s: s.status.value == "active" and s.pause is None
+                   and s.awaiting_charge is None)
+    await run.renew()
+
+
+async def change_plan(run: Run) -> None:
+    """D11: a change to the yearly plan waits for the period end; the renewal charges the
+    new plan and starts a yearly cycle there."""
+    await run.start()
+    await client_ops.send(run.client, run.sub_id, ChangePlan(plan=run.plan("pro-yearly")))
+    s = await run.renew()
+    assert s.plan.id == "pro-yearly", s.plan
+
+
+async def change_plan_reactivates(run: Run) -> None:
+    """D11: a non_renewing subscription switched (a signal) to a plan with another term
+    renews again, on the new plan."""
+    await run.start()
+    await client_ops.send(run.client, run.sub_id, Cancel(mode="at_period_end"))
+    await client_ops.signal(run.client, run.sub_id, ChangePlan(plan=run.plan("pro-yearly")))
+    await run.wait(lambda s: s.status.value == "active" and s.pending_plan is not None)
+    s = await run.renew()
+    assert (s.plan.id, s.status.value) == ("pro-yearly", "active"), s
+
+
+async def retention_offer(run: Run) -> None:
+    """D14: a cancellation, then the retention offer taken instead: the cancellation is
+    removed and the next renewals are charged at the reduced price."""
+    await run.start()
+    await client_ops.send(run.client, run.sub_id, Cancel(mode="at_period_end",
+                                                          feedback="too_expensive"))
+    await client_ops.send(run.client, run.sub_id, AcceptRetentionOffer())
+    s = await run.renew()
+    assert s.current_period_paid < s.plan.amount, s.current_period_paid
+    await run.renew()
+
+
+async def unlock_on_subscribe(run: Run) -> None:
+    """D16: credits bought during an earlier subscription lock when it ends; the first paid
+    period of the customer's new subscription (the recorded one) unlocks them."""
+    earlier = f"{run.sub_id}_earlier"
+    await run.start(sub_id=earlier)
+    now = await run.env.get_current_time()
+    bought = await purchase_ops.buy(run.client, CreditPurchase(
+        idempotency_key=purchases.topup_key(run.customer, "replay"), customer_id=run.customer,
+        purpose="topup", credits=500, amount=purchases.price(500), currency=purchases.CURRENCY,
+        at=now), run.settings.temporal.task_queue)
+    assert bought.status == "credited", bought
+    await client_ops.send(run.client, earlier, Cancel(mode="immediately"))
+    ledger = Ledger(get_engine(run.settings.database_url), run.settings.credits)
+    assert ledger.balances(run.customer, await run.env.get_current_time()).locked_purchased
+    await run.start()
+    held = ledger.balances(run.customer, await run.env.get_current_time())
+    assert (held.purchased, held.locked_purchased) == (500, 0), held
+
+
+async def trial(run: Run) -> None:
+    """A trial gives access uncharged until trial_end, where the first period is charged."""
+    now = await run.env.get_current_time()
+    s = await run.start(status="trialing", trial_end=now + timedelta(days=14))
+    await run.skip_to(s.trial_end + MINUTE)
+    await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None)
+
+
+async def scheduled_start(run: Run) -> None:
+    """D10: a start date in the future: scheduled until then, charged when it arrives."""
+    now = await run.env.get_current_time()
+    s = await run.start(status="scheduled", start_date=now + timedelta(days=7))
+    await run.skip_to(s.start_date + MINUTE)
+    await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None)
+    await run.renew()
+
+
+async def unpaid_recovers_late(run: Run) -> None:
+    """D9 with final_action=unpaid: every retry declines, the subscription turns unpaid and
+    waits more than a period past the unpaid period's end; a new card (a signal) pays that
+    period, and the late recovery (rule version 2) skips the period that ended meanwhile and
+    charges the one containing now."""
+    run.settings = run.settings.model_copy(update={
+        "dunning": DunningSettings(final_action="unpaid")})
+    await run.start()
+    s = await run.exhaust_dunning()
+    assert s.status.value == "unpaid", s.status
+    unpaid = s
+    await run.skip_to(s.current_period_end + timedelta(days=40))
+    run.card(CARD_OK)
+    await client_ops.signal(run.client, run.sub_id, PaymentMethodUpdated())
+    s = await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None
+                       and s.period_index > unpaid.period_index)
+    assert s.period_index == unpaid.period_index + 2, s.period_index  # one period skipped
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
                             reactivate, postpone, dunning_recovers, dunning_cancels,
-                            held_charge, held_refund)
+                            held_charge, held_refund, pause_now_resume_at, pause_resume_keep,
+                            pause_resume_reset, change_plan, change_plan_reactivates,
+                            retention_offer, unlock_on_subscribe, trial, scheduled_start,
+                            unpaid_recovers_late)
 }
-# Scenarios each generation was recorded with (held_* need the hold: later generations).
-BEFORE_HOLDS = frozenset(SCENARIOS) - {"held_charge", "held_refund"}
 
 
 # Recording ----------------------------------------------------------------------------------
@@ -262,16 +427,25 @@ async def record(name: str, localstripe_url: str, workdir: Path,
         proxy.__exit__(None, None, None)
 
 
-async def main(names: list[str]) -> None:
-    CURRENT.mkdir(parents=True, exist_ok=True)
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.replay.record")
+    parser.add_argument("names", nargs="*", metavar="scenario",
+                        help=f"scenarios to record (default: all): {', '.join(SCENARIOS)}")
+    parser.add_argument("--out", type=Path, default=CURRENT,
+                        help=f"directory to write (default: {CURRENT.name}, the newest "
+                             "generation)")
+    args = parser.parse_args(argv)
+    if unknown := set(args.names) - set(SCENARIOS):
+        parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
+    args.out.mkdir(parents=True, exist_ok=True)
     stripe = start_localstripe()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name in names or list(SCENARIOS):
-                for old in CURRENT.glob(f"{name}-run*.json"):
+            for name in args.names or list(SCENARIOS):
+                for old in args.out.glob(f"{name}-run*.json"):
                     old.unlink()
-                for path in await record(name, stripe.url, Path(tmp)):
-                    print(f"wrote {path.relative_to(HISTORIES.parent.parent.parent)}")
+                for path in await record(name, stripe.url, Path(tmp), args.out):
+                    print(f"wrote {path}")
     finally:
         stripe.stop()
 

@@ -1,16 +1,24 @@
 """Replay safety: the recorded histories (tests/replay/histories, made by tests/replay/record.py)
 replay against the current SubscriptionWorkflow without a nondeterminism error. Each
 generation (a directory: ``per-write`` recorded before PATCH_BATCHED_EFFECTS, ``batched``
-after) holds every scenario; old generations stay, because subscriptions started then are still
-running somewhere.
+after, ``held`` with holds, ``rules-v2`` with rule versions) holds the scenarios of its time;
+old generations stay, because subscriptions started then are still running somewhere.
 
 A history stands for a subscription running in production when a new worker version is
 deployed: if the new code would issue different commands for the same events, that
 subscription's workflow task fails forever. The scenarios cover renewals with continue-as-new
 (first run and runs started from carried state), cancel at period end, immediate cancel with a
 prorated refund, reactivate, postpone into an extension period, dunning that recovers after a
-new card and dunning that ends in the automatic cancel (D1-D9). The last test shows the check
-has teeth: the same workflow with two commands swapped fails on the same history.
+new card and dunning that ends in the automatic cancel (D1-D9), held charges and refunds, and
+from ``rules-v2`` on pause/resume (D12), plan changes (D11), the retention offer (D14), the
+unlock on subscribe (D16), a trial, a scheduled start (D10) and the unpaid policy with a late
+recovery; test_coverage.py checks that together they send every request and reach every status.
+
+Every history replays twice: unsandboxed, as the worker runs workflows by default
+(settings.workflow_sandbox), and in the SDK's sandbox, which also refuses the I/O, clocks and
+randomness that pass unsandboxed. The tests
+below it show the check has teeth: the same workflow with two commands swapped, or without
+holds, or on the old late-recovery rule, fails on the same histories.
 """
 
 from __future__ import annotations
@@ -22,21 +30,27 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from domain import lifecycle
 from domain.model import SubscriptionState
 from workflows import contract
-from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription import PATCH_RULE_VERSIONS, SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))
-GENERATIONS = {"per-write", "batched", "held"}
+GENERATIONS = {"per-write", "batched", "held", "rules-v2"}
 SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "reactivate",
              "postpone", "dunning_recovers", "dunning_cancels"}
 HELD = {"held_charge", "held_refund"}  # recorded from the ``held`` generation on
-SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS | HELD}
+RULES_V2 = {"pause_now_resume_at", "pause_resume_keep", "pause_resume_reset", "change_plan",
+            "change_plan_reactivates", "retention_offer", "unlock_on_subscribe", "trial",
+            "scheduled_start", "unpaid_recovers_late"}  # from ``rules-v2`` on
+SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS | HELD,
+                "rules-v2": SCENARIOS | HELD | RULES_V2}
+RUNNERS = {"unsandboxed": UnsandboxedWorkflowRunner(), "sandboxed": SandboxedWorkflowRunner()}
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -55,9 +69,19 @@ def test_every_scenario_has_recorded_histories(generation: str):
     assert {p.parent.name for p in FILES} == GENERATIONS
 
 
+def test_the_recorder_writes_the_newest_generation_with_every_scenario():
+    from tests.replay.record import CURRENT, SCENARIOS as RECORDED
+
+    assert CURRENT.name in GENERATIONS
+    assert set(RECORDED) == SCENARIOS_OF[CURRENT.name]
+    assert all(SCENARIOS_OF[g] <= SCENARIOS_OF[CURRENT.name] for g in GENERATIONS)
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.stem}" for p in FILES])
-async def test_history_replays_against_current_workflow(path: Path):
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter)
+async def test_history_replays_against_current_workflow(path: Path, runner: str):
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=RUNNERS[runner])
     result = await replayer.replay_workflow(load(path))
     assert result.replay_failure is None
 
@@ -69,7 +93,8 @@ class SwappedFirstCommands(SubscriptionWorkflow):
 
     @workflow.run
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
-        decision = lifecycle.create(inp.new, workflow.now())
+        rules = lifecycle.CURRENT_RULES if workflow.patched(PATCH_RULE_VERSIONS) else 1
+        decision = lifecycle.create(inp.new, workflow.now(), rules)
         await self._apply(decision.model_copy(
             update={"commands": tuple(reversed(decision.commands))}))
         return self.state
@@ -80,6 +105,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
                   "type of activity command 'charge'"),
     ("batched", "Missing associated machine for LocalActivity"),
     ("held", "Missing associated machine for LocalActivity"),
+    ("rules-v2", "Missing associated machine for LocalActivity"),
 ])
 async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
     replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=pydantic_data_converter)
@@ -114,11 +140,26 @@ class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
         raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
 
 
+@pytest.mark.parametrize("generation", ["held", "rules-v2"])
 @pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
-async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str):
+async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, generation: str):
     replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
                         data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(load(HISTORIES / "held" / f"{scenario}.json"),
+    result = await replayer.replay_workflow(load(HISTORIES / generation / f"{scenario}.json"),
                                             raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "failed permanently" in str(result.replay_failure)
+
+
+async def test_reverting_the_late_recovery_rule_fails_replay(monkeypatch):
+    """Rule version 2 (a late recovery from dunning skips the periods that ended without
+    access) is in rules-v2/unpaid_recovers_late: on the old rule the recovery does not open
+    the period containing now in the same decision, so the commands differ from the history."""
+    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: False)
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    failures = [str(result.replay_failure) for path in
+                sorted((HISTORIES / "rules-v2").glob("unpaid_recovers_late-run*.json"))
+                if (result := await replayer.replay_workflow(
+                    load(path), raise_on_replay_failure=False)).replay_failure is not None]
+    assert failures and "Nondeterminism error" in failures[0], failures
