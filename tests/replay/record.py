@@ -46,6 +46,8 @@ from activities.types import CreditPurchase
 from config.plans import load_catalog
 from config.settings import DunningSettings, Settings, TemporalSettings
 from domain import purchases
+from domain import lifecycle
+from domain.commands import PaymentOutcome
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
 from domain.plans import Plan
@@ -61,6 +63,8 @@ from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.support.temporal import time_skipping_env
 from workers.main import build_worker
 from workflows import client_ops, contract, purchase_ops
+from workflows.subscription import SubscriptionWorkflow
+from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 CURRENT = HISTORIES / "rules-v2"  # the newest generation: where recordings go
@@ -373,13 +377,48 @@ async def unpaid_recovers_late(run: Run) -> None:
     assert s.period_index == unpaid.period_index + 2, s.period_index  # one period skipped
 
 
+async def v1_unpaid_recovers_late(run: Run) -> None:
+    """unpaid_recovers_late for a subscription still on rule version 1: a run started with the
+    state an older run handed on (active and paid, no rule version), as after a deploy. The
+    late recovery charges every period that ended meanwhile, back to back; the next run
+    (continue-as-new after those renewals) is on the current rules."""
+    run.settings = run.settings.model_copy(update={
+        "dunning": DunningSettings(final_action="unpaid")})
+    if not run.payments.get_customer(run.customer):
+        run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
+                                     name="Ada")
+    run.card(CARD_OK)
+    now = await run.env.get_current_time()
+    created = lifecycle.create(NewSubscription(
+        id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
+        plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
+        requested_by=Actor(kind="operator", id="replay")), now, rules=1).state
+    paid = lifecycle.apply_outcome(created, PaymentOutcome(
+        idempotency_key=created.awaiting_charge, status="succeeded",
+        amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
+    carried = paid.model_dump(mode="json")
+    del carried["rules"]  # what code from before rule versions wrote
+    await run.client.start_workflow(
+        SubscriptionWorkflow.run, SubscriptionInput.model_validate({"state": carried}),
+        id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
+    s = await run.exhaust_dunning()
+    assert s.status.value == "unpaid" and s.rules == 1, s
+    unpaid = s
+    await run.skip_to(s.current_period_end + timedelta(days=40))
+    run.card(CARD_OK)
+    await client_ops.signal(run.client, run.sub_id, PaymentMethodUpdated())
+    s = await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None
+                       and s.period_index >= unpaid.period_index + 2)
+    assert s.rules == lifecycle.CURRENT_RULES, s.rules  # moved on at continue-as-new
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
                             reactivate, postpone, dunning_recovers, dunning_cancels,
                             held_charge, held_refund, pause_now_resume_at, pause_resume_keep,
                             pause_resume_reset, change_plan, change_plan_reactivates,
                             retention_offer, unlock_on_subscribe, trial, scheduled_start,
-                            unpaid_recovers_late)
+                            unpaid_recovers_late, v1_unpaid_recovers_late)
 }
 
 

@@ -123,7 +123,8 @@ def test_request_kinds_come_from_the_request_union():
 
 
 @pytest.mark.parametrize(("without", "expected"), [
-    ({"unpaid_recovers_late"}, {"requests": set(), "statuses": {"unpaid"}}),
+    ({"unpaid_recovers_late", "v1_unpaid_recovers_late"},
+     {"requests": set(), "statuses": {"unpaid"}}),
     ({"trial"}, {"requests": set(), "statuses": {"trialing"}}),
     ({"scheduled_start"}, {"requests": set(), "statuses": {"scheduled"}}),
     ({"retention_offer"}, {"requests": {"accept_retention_offer"}, "statuses": set()}),

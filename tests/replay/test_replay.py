@@ -47,7 +47,8 @@ SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "r
 HELD = {"held_charge", "held_refund"}  # recorded from the ``held`` generation on
 RULES_V2 = {"pause_now_resume_at", "pause_resume_keep", "pause_resume_reset", "change_plan",
             "change_plan_reactivates", "retention_offer", "unlock_on_subscribe", "trial",
-            "scheduled_start", "unpaid_recovers_late"}  # from ``rules-v2`` on
+            "scheduled_start", "unpaid_recovers_late",
+            "v1_unpaid_recovers_late"}  # from ``rules-v2`` on
 SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS | HELD,
                 "rules-v2": SCENARIOS | HELD | RULES_V2}
 RUNNERS = {"unsandboxed": UnsandboxedWorkflowRunner(), "sandboxed": SandboxedWorkflowRunner()}
@@ -149,6 +150,22 @@ async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, 
                                             raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "failed permanently" in str(result.replay_failure)
+
+
+async def test_applying_the_late_recovery_rule_to_version_1_fails_replay(monkeypatch):
+    """The other direction: the rule applied to every subscription, as 7eb1f46 first did
+    (without a version), fails a history of a version-1 subscription recovering late
+    (rules-v2/v1_unpaid_recovers_late: its recovery charged each missed period; the run that
+    recovers is the second, the first continued as new after the declined renewal)."""
+    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: True)
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    failures = [str(result.replay_failure) for path in
+                sorted((HISTORIES / "rules-v2").glob("v1_unpaid_recovers_late-run*.json"))
+                if (result := await replayer.replay_workflow(
+                    load(path), raise_on_replay_failure=False)).replay_failure is not None]
+    assert failures, "every run replayed on the wrong rule"
+    assert any("Nondeterminism" in f or "does not belong" in f for f in failures), failures
 
 
 async def test_reverting_the_late_recovery_rule_fails_replay(monkeypatch):
