@@ -34,44 +34,11 @@ from config.settings import Settings
 from domain.errors import RequestInvalid, RequestRefused
 from domain.lifecycle import ENDED_MESSAGE, NewSubscription
 from domain.model import BillingPolicy, Event, RetentionOffer, SubscriptionState
-from domain.requests import (
-    AcceptRetentionOffer,
-    Cancel,
-    ChangePlan,
-    Pause,
-    PaymentMethodUpdated,
-    Postpone,
-    Reactivate,
-    Request,
-    Resume,
-    Retry,
-)
+from domain.requests import Reactivate, Request
 from workflows import contract
 from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
-_UPDATES = {
-    Cancel: contract.UPDATE_CANCEL,
-    Reactivate: contract.UPDATE_REACTIVATE,
-    Postpone: contract.UPDATE_POSTPONE,
-    PaymentMethodUpdated: contract.UPDATE_PAYMENT_METHOD,
-    Pause: contract.UPDATE_PAUSE,
-    Resume: contract.UPDATE_RESUME,
-    ChangePlan: contract.UPDATE_CHANGE_PLAN,
-    AcceptRetentionOffer: contract.UPDATE_ACCEPT_RETENTION_OFFER,
-    Retry: contract.UPDATE_RETRY,
-}
-_SIGNALS = {
-    Cancel: contract.SIGNAL_CANCEL,
-    Reactivate: contract.SIGNAL_REACTIVATE,
-    Postpone: contract.SIGNAL_POSTPONE,
-    PaymentMethodUpdated: contract.SIGNAL_PAYMENT_METHOD_UPDATED,
-    Pause: contract.SIGNAL_PAUSE,
-    Resume: contract.SIGNAL_RESUME,
-    ChangePlan: contract.SIGNAL_CHANGE_PLAN,
-    AcceptRetentionOffer: contract.SIGNAL_ACCEPT_RETENTION_OFFER,
-    Retry: contract.SIGNAL_RETRY,
-}
 
 
 class DeadlineExceeded(Exception):
@@ -215,7 +182,7 @@ async def send(client: Client, subscription_id: str, request: Request,
     h = handle(client, subscription_id)
     async with _within(timeout):
         try:
-            return await h.execute_update(_UPDATES[type(request)], request, id=update_id,
+            return await h.execute_update(request.kind, request, id=update_id,
                                           result_type=SubscriptionState, rpc_timeout=timeout)
         except WorkflowUpdateFailedError as err:
             raise refusal_from(err.cause) from None
@@ -232,7 +199,7 @@ async def signal(client: Client, subscription_id: str, request: Request, *,
     h = handle(client, subscription_id)
     async with _within(timeout):
         try:
-            await h.signal(_SIGNALS[type(request)], request, rpc_timeout=timeout)
+            await h.signal(request.kind, request, rpc_timeout=timeout)
         except RPCError:
             if await closed(client, subscription_id, timeout):
                 raise ended(request) from None

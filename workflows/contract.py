@@ -5,34 +5,34 @@ Shared by the workflow, the worker, the API, the CLI and tests so a name is spel
 
 from __future__ import annotations
 
+from typing import get_args
+
+from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
+
+from domain.requests import Request
 
 WORKFLOW_TYPE = "Subscription"
 TASK_QUEUE = "subscriptions"
 
-# Signals (fire-and-forget) and updates (validated, answer with the new state or an error)
-# share names with the request kinds; both end in the same code path inside the workflow.
-SIGNAL_CANCEL = "cancel"
-SIGNAL_REACTIVATE = "reactivate"
-SIGNAL_POSTPONE = "postpone"
-SIGNAL_PAYMENT_METHOD_UPDATED = "payment_method_updated"
-SIGNAL_PAUSE = "pause"
-SIGNAL_RESUME = "resume"
-SIGNAL_CHANGE_PLAN = "change_plan"
-UPDATE_CANCEL = "cancel_subscription"
-UPDATE_REACTIVATE = "reactivate_subscription"
-UPDATE_POSTPONE = "postpone_cancellation"
-UPDATE_PAYMENT_METHOD = "update_payment_method"
-UPDATE_PAUSE = "pause_subscription"
-UPDATE_RESUME = "resume_subscription"
-UPDATE_CHANGE_PLAN = "change_plan"
-SIGNAL_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
-UPDATE_ACCEPT_RETENTION_OFFER = "accept_retention_offer"
+# Every request (domain.requests) travels as a signal (fire-and-forget) or as an update
+# (validated, answers with the new state or the refusal) under ONE name: its kind
+# ("cancel", "reactivate", "postpone", "payment_method_updated", "pause", "resume",
+# "change_plan", "accept_retention_offer", "retry"). The workflow handles both from this
+# table, through one code path.
+REQUEST_TYPES: dict[str, type[BaseModel]] = {
+    model.model_fields["kind"].default: model for model in get_args(get_args(Request)[0])}
+# Update names of earlier versions, still answered: callers and recorded histories use them.
+LEGACY_UPDATE_NAMES = {
+    "cancel_subscription": "cancel",
+    "reactivate_subscription": "reactivate",
+    "postpone_cancellation": "postpone",
+    "update_payment_method": "payment_method_updated",
+    "pause_subscription": "pause",
+    "resume_subscription": "resume",
+}
 # Answers once nothing is in flight (first charge settled, read model written); changes nothing.
 UPDATE_SETTLED = "settled"
-# An operator's go-ahead for a held subscription (domain.model.Hold); same name both ways.
-SIGNAL_RETRY = "retry"
-UPDATE_RETRY = "retry"
 QUERY_STATE = "state"
 QUERY_EVENTS = "events"
 QUERY_REJECTED = "rejected_signals"

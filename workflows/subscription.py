@@ -4,19 +4,21 @@ One workflow per subscription (id ``subscription-<id>``). It sleeps until the co
 wake-up, feeds time, requests and payment outcomes into ``domain.lifecycle``, and executes the
 commands it gets back through activities: each Stripe call (charge, refund, pending charges) is
 its own activity, and the ledger and event writes of a decision go together through one local
-activity (``apply_effects``). Signals and updates share one inbox processed by the
-main loop, so every request takes the same path, strictly one at a time, always after the
-transitions due at that instant. It continues as new after each renewal, once all handlers
+activity (``apply_effects``). Signals and updates (one name per request, its kind:
+contract.REQUEST_TYPES) share one inbox processed by the main loop, so every request takes the
+same path, strictly one at a time, always after the transitions due at that instant. It continues as new after each renewal, once all handlers
 have finished, so history stays bounded for the lifetime of a subscription.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (RawValue, RetryPolicy, SearchAttributePair,
+                               TypedSearchAttributes)
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -49,10 +51,9 @@ with workflow.unsafe.imports_passed_through():
         Refund,
         UnlockPurchasedCredits,
     )
-    from domain.errors import RequestRefused
+    from domain.errors import RequestInvalid, RequestRefused
     from domain.model import Event, SubscriptionState
-    from domain.requests import Cancel, PaymentMethodUpdated, Postpone, Reactivate, Request
-    from domain.requests import AcceptRetentionOffer, ChangePlan, Pause, Resume, Retry
+    from domain.requests import Reactivate, Request, Retry
     from workflows import contract
     from workflows.failures import call_failed
     from workflows.stripe_calls import (HEARTBEAT_TIMEOUT, STRIPE_ACTIVITIES,
@@ -201,10 +202,7 @@ class SubscriptionWorkflow:
     def _refuse(self, item: _Inbox, refused: RequestRefused) -> None:
         item.error, item.done = refused, True
         if not item.wait:
-            workflow.logger.warning("signal %s refused: %s", item.request.kind, refused.message)
-            self.rejected = (self.rejected + [RejectedSignal(
-                at=workflow.now(), kind=item.request.kind, code=refused.code,
-                message=refused.message)])[-REJECTED_KEPT:]
+            self._reject_signal(item.request.kind, refused)
 
     # Commands -> activities ------------------------------------------------------------------
 
@@ -441,53 +439,54 @@ class SubscriptionWorkflow:
     def query_rejected(self) -> list[RejectedSignal]:
         return self.rejected
 
-    # Signals: fire-and-forget ------------------------------------------------------------------
+    # Requests: one name each (its kind), as a signal or an update, from contract's table ------
 
-    @workflow.signal(name=contract.SIGNAL_CANCEL)
-    def signal_cancel(self, request: Cancel) -> None:
+    @workflow.signal(dynamic=True)
+    def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Fire-and-forget: queued for the main loop, which judges it in turn. A name we do
+        not know or input that is not a request is refused here and recorded (the
+        `rejected_signals` query), never dropped."""
+        try:
+            request = self._decode(name, args)
+        except RequestRefused as refused:
+            self._reject_signal(name, refused)
+            return
         self.inbox.append(_Inbox(request, wait=False))
 
-    @workflow.signal(name=contract.SIGNAL_REACTIVATE)
-    def signal_reactivate(self, request: Reactivate) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
+    @workflow.update(dynamic=True)
+    async def on_update(self, name: str, args: Sequence[RawValue]) -> SubscriptionState:
+        """Validated first (below); answers with the new state or the rule's refusal."""
+        return await self._submit(self._decode(name, args))
 
-    @workflow.signal(name=contract.SIGNAL_POSTPONE)
-    def signal_postpone(self, request: Postpone) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
+    @on_update.validator
+    def _validate_update(self, name: str, args: Sequence[RawValue]) -> None:
+        try:
+            request = self._decode(name, args)
+        except RequestRefused as refused:
+            raise _application_error(refused) from None
+        self._validate(request)
 
-    @workflow.signal(name=contract.SIGNAL_PAYMENT_METHOD_UPDATED)
-    def signal_payment_method_updated(self, request: PaymentMethodUpdated) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
+    def _decode(self, name: str, args: Sequence[RawValue]) -> Request:
+        kind = contract.LEGACY_UPDATE_NAMES.get(name, name)
+        model = contract.REQUEST_TYPES.get(kind)
+        if model is None:
+            raise RequestInvalid("unknown_request", f"no request is named {name!r}; known: "
+                                 f"{', '.join(contract.REQUEST_TYPES)}")
+        if len(args) != 1:
+            raise RequestInvalid("malformed_request", f"{kind} takes one argument, the "
+                                 f"request object; got {len(args)}")
+        try:
+            return workflow.payload_converter().from_payload(args[0].payload, model)
+        except Exception as err:  # noqa: BLE001 - any decoding failure is the caller's input
+            detail = " ".join(str(err).split())[:300]
+            raise RequestInvalid("malformed_request", f"{kind}: not a valid request: "
+                                 f"{detail}") from None
 
-    @workflow.signal(name=contract.SIGNAL_PAUSE)
-    def signal_pause(self, request: Pause) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
-
-    @workflow.signal(name=contract.SIGNAL_RESUME)
-    def signal_resume(self, request: Resume) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
-
-    @workflow.signal(name=contract.SIGNAL_CHANGE_PLAN)
-    def signal_change_plan(self, request: ChangePlan) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
-
-    @workflow.signal(name=contract.SIGNAL_ACCEPT_RETENTION_OFFER)
-    def signal_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
-
-    @workflow.signal(name=contract.SIGNAL_RETRY)
-    def signal_retry(self, request: Retry) -> None:
-        self.inbox.append(_Inbox(request, wait=False))
-
-    # Updates: validated, answer with the new state -----------------------------------------------
-
-    @workflow.update(name=contract.UPDATE_SETTLED)
-    async def update_settled(self) -> SubscriptionState:
-        """The state once nothing is in flight (the first charge has its outcome, the read
-        model is written): what a caller that just started the workflow waits for, in one
-        call instead of polling. Changes nothing, so it needs no validator."""
-        await workflow.wait_condition(lambda: self.idle)
-        return self.state
+    def _reject_signal(self, kind: str, refused: RequestRefused) -> None:
+        workflow.logger.warning("signal %s refused: %s", kind, refused.message)
+        self.rejected = (self.rejected + [RejectedSignal(
+            at=workflow.now(), kind=kind, code=refused.code,
+            message=refused.message)])[-REJECTED_KEPT:]
 
     async def _submit(self, request: Request) -> SubscriptionState:
         item = _Inbox(request, wait=True)
@@ -518,78 +517,13 @@ class SubscriptionWorkflow:
         except RequestRefused as refused:
             raise _application_error(refused) from None
 
-    @workflow.update(name=contract.UPDATE_CANCEL)
-    async def update_cancel(self, request: Cancel) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_cancel.validator
-    def _validate_cancel(self, request: Cancel) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_REACTIVATE)
-    async def update_reactivate(self, request: Reactivate) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_reactivate.validator
-    def _validate_reactivate(self, request: Reactivate) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_POSTPONE)
-    async def update_postpone(self, request: Postpone) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_postpone.validator
-    def _validate_postpone(self, request: Postpone) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_PAYMENT_METHOD)
-    async def update_payment_method(self, request: PaymentMethodUpdated) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_payment_method.validator
-    def _validate_payment_method(self, request: PaymentMethodUpdated) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_PAUSE)
-    async def update_pause(self, request: Pause) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_pause.validator
-    def _validate_pause(self, request: Pause) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_RESUME)
-    async def update_resume(self, request: Resume) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_resume.validator
-    def _validate_resume(self, request: Resume) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_CHANGE_PLAN)
-    async def update_change_plan(self, request: ChangePlan) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_change_plan.validator
-    def _validate_change_plan(self, request: ChangePlan) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_ACCEPT_RETENTION_OFFER)
-    async def update_accept_retention_offer(self, request: AcceptRetentionOffer
-                                            ) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_accept_retention_offer.validator
-    def _validate_accept_retention_offer(self, request: AcceptRetentionOffer) -> None:
-        self._validate(request)
-
-    @workflow.update(name=contract.UPDATE_RETRY)
-    async def update_retry(self, request: Retry) -> SubscriptionState:
-        return await self._submit(request)
-
-    @update_retry.validator
-    def _validate_retry(self, request: Retry) -> None:
-        self._validate(request)
+    @workflow.update(name=contract.UPDATE_SETTLED)
+    async def update_settled(self) -> SubscriptionState:
+        """The state once nothing is in flight (the first charge has its outcome, the read
+        model is written): what a caller that just started the workflow waits for, in one
+        call instead of polling. Changes nothing, so it needs no validator."""
+        await workflow.wait_condition(lambda: self.idle)
+        return self.state
 
 
 class ForeignResult(RuntimeError):

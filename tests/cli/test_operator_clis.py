@@ -24,8 +24,8 @@ async def test_readme_temporal_commands_work_verbatim(stack):
     commands = readme_commands("temporal workflow ")
     names = [c[c.index("--name") + 1] if "--name" in c else c[c.index("--type") + 1]
              for c in commands]
-    assert names == ["retry", "cancel", "reactivate", "postpone", "cancel_subscription",
-                     "state", "rejected_signals"], "README examples changed: update this test"
+    assert names == ["retry", "cancel", "reactivate", "postpone", "cancel", "state",
+                     "rejected_signals"], "README examples changed: update this test"
     retry, commands = commands[0], commands[1:]  # "Held subscriptions", then "Operating"
 
     async def temporal(argv: list[str]) -> str:

@@ -23,8 +23,7 @@ async def test_readme_pause_commands_work_verbatim(stack):
     address = env.client.service_client.config.target_host
     commands = readme_commands("$ temporal workflow ")
     assert [c[c.index("--name") + 1] for c in commands] == [
-        "pause_subscription", "resume", "pause", "resume_subscription", "change_plan",
-        "change_plan"], \
+        "pause", "resume", "pause", "resume", "change_plan", "change_plan"], \
         "README pause examples changed: update this test"
 
     async def temporal(argv: list[str]) -> str:

@@ -66,7 +66,7 @@ async def test_reactivate_queued_behind_a_cancel_is_judged_after_it(bare_scenari
             await scenario.signal(cancel)
         else:  # accepted (queued) before the reactivation is sent
             await client_ops.handle(scenario.client, scenario.sub_id).start_update(
-                contract.UPDATE_CANCEL, cancel, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+                "cancel", cancel, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
         reactivate = asyncio.create_task(scenario.send(Reactivate()))
         await asyncio.sleep(0.3)
         slow.gate.set()
