@@ -59,7 +59,8 @@ async def test_database_outage_during_a_renewal_burst(postgres_url, localstripe_
             for customer, sub_id in subs:
                 new_customer(direct, customer, CARD_OK)
                 await start(env.client, settings, sub_id, customer, PLAN)
-            firsts = [await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
+            firsts = [await wait_for(env.client, sub_id, lambda s: s.status.value == "active",
+                                     timeout=60)  # the worker process starts first
                       for _, sub_id in subs]
             # Refuse just before the first renewal falls due: the burst meets the outage.
             first_end = min(s.current_period_end for s in firsts)
