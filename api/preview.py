@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import billing
-from api.schemas.subscriptions import Renewal, renewal_of
+from api.schemas.subscriptions import Renewal
 from domain import lifecycle
 from domain.commands import Refund
 from domain.errors import RequestRefused
@@ -134,7 +134,7 @@ def build_preview(state: SubscriptionState, now: datetime, ledger: Ledger,
         outstanding_usage=balances.outstanding)
     return CancellationPreview(
         subscription=state.id, status=state.status.value, currency=state.plan.currency,
-        renewal=renewal_of(state), at_period_end=_at_period_end(state, now),
+        renewal=Renewal.of(state), at_period_end=_at_period_end(state, now),
         immediately=_immediately(state, now), credits=credits,
         default_payment_method=billing.default_payment_method(payments, state.customer_id),
         open_charges=billing.open_charges(payments, state.id),

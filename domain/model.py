@@ -232,28 +232,37 @@ class SubscriptionState(Frozen):
         return False
 
     @property
-    def renewal_line(self) -> str | None:
-        """The portal line of D2: "Renewing on <date>" becomes "Cancelling on <date>"."""
+    def renewal(self) -> tuple[str, datetime] | None:
+        """The portal's next date (D2) as data: what happens then ("Renewing on", which
+        becomes "Cancelling on" with the same date) and when; None once nothing is due."""
         if self.ended:
             return None
         if self.cancel_at is not None:
-            return f"Cancelling on {self.cancel_at.isoformat()}"
+            return "Cancelling on", self.cancel_at
         if self.status == Status.ACTIVE and self.pause is not None:
-            return f"Pausing on {self.pause.paused_at.isoformat()}"
+            return "Pausing on", self.pause.paused_at
         if self.status in (Status.ACTIVE, Status.PAST_DUE):
-            return f"Renewing on {self.current_period_end.isoformat()}"
+            return "Renewing on", self.current_period_end
         if self.status == Status.TRIALING:
-            return f"Trial ends on {self.current_period_end.isoformat()}"
+            return "Trial ends on", self.current_period_end
         if self.status == Status.SCHEDULED:
-            return f"Starts on {self.start_date.isoformat()}"
-        if self.status == Status.PAUSED:
-            resume_at = self.pause.resume_at if self.pause else None
-            return f"Resuming on {resume_at.isoformat()}" if resume_at else None
+            return "Starts on", self.start_date
+        if self.status == Status.PAUSED and self.pause is not None and self.pause.resume_at:
+            return "Resuming on", self.pause.resume_at
         return None
 
+    @property
+    def renewal_line(self) -> str | None:
+        """The portal line of D2: "Renewing on <date>" becomes "Cancelling on <date>"."""
+        renewal = self.renewal
+        return None if renewal is None else f"{renewal[0]} {renewal[1].isoformat()}"
+
     def snapshot(self) -> dict[str, Any]:
-        """The object carried by events: the fields a webhook consumer needs.
-        ``pause_collection`` (Stripe's name) appears only while a pause is set."""
+        """The object carried by events: the fields a webhook consumer needs, and every fact
+        the API shows (the read model is built from it). ``pause_collection`` (Stripe's name)
+        appears only while a pause is set, ``grace_until`` only while past due (it moves
+        with the status, so it never makes an event of its own), ``hold`` only while held."""
+        renewal = self.renewal
         snap = {
             "id": self.id,
             "object": "subscription",
@@ -261,6 +270,10 @@ class SubscriptionState(Frozen):
             "organization": self.organization_id,
             "plan": self.plan.id,
             "status": self.status.value,
+            "created": self.created.isoformat(),
+            "start_date": self.start_date.isoformat(),
+            "billing_cycle_anchor": self.billing_cycle_anchor.isoformat(),
+            "trial_end": self.trial_end.isoformat() if self.trial_end else None,
             "current_period_start": self.current_period_start.isoformat(),
             "current_period_end": self.current_period_end.isoformat(),
             "cancel_at": self.cancel_at.isoformat() if self.cancel_at else None,
@@ -270,6 +283,8 @@ class SubscriptionState(Frozen):
             "cancellation_details": (
                 self.cancellation.model_dump(mode="json") if self.cancellation else None
             ),
+            "renewal": None if renewal is None else {"line": self.renewal_line,
+                                                     "date": renewal[1].isoformat()},
         }
         if self.pause is not None:
             snap["pause_collection"] = {
@@ -283,4 +298,9 @@ class SubscriptionState(Frozen):
         if self.discount is not None:  # Stripe's name for a coupon applied to a subscription
             snap["discount"] = {"percent_off": self.discount.offer.percent_off,
                                 "periods_left": self.discount.periods_left}
+        if self.status == Status.PAST_DUE and self.dunning is not None:
+            snap["grace_until"] = self.dunning.grace_until.isoformat()  # D9: has_access
+        if self.hold is not None:
+            snap["hold"] = {"code": self.hold.code, "since": self.hold.since.isoformat(),
+                            "call": self.hold.activity}
         return snap

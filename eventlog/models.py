@@ -30,7 +30,10 @@ class SubscriptionEventRow(SQLModel, table=True):
 class SubscriptionView(SQLModel, table=True):
     """The read model the API lists and filters: each event's subscription snapshot, newest
     sequence wins. Temporal search attributes serve the UI; this serves SQL filters and works
-    on servers without visibility (the time-skipping test server)."""
+    on servers without visibility (the time-skipping test server). It holds every fact the
+    subscription resource shows, so a list item equals the subscription read alone; the
+    columns after ``ended_at`` came later (0008_view_facts) and are null in rows whose last
+    event predates them. Nested objects are stored as the snapshot carries them (JSON)."""
 
     __tablename__ = "subscription_view"
     __table_args__ = (Index("ix_subscription_view_org_status", "organization_id", "status"),)
@@ -49,3 +52,17 @@ class SubscriptionView(SQLModel, table=True):
     canceled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     last_event_seq: int = 0
+    created: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    start_date: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    billing_cycle_anchor: datetime | None = Field(default=None,
+                                                  sa_column=Column(DateTime(timezone=True)))
+    trial_end: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    cancellation_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    pause_collection: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    pending_plan_id: str | None = Field(default=None, max_length=64)
+    discount: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    renewal_line: str | None = Field(default=None, max_length=128)
+    renewal_date: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # D9: past due keeps access until then (null in any other status).
+    grace_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    hold: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -47,6 +47,14 @@ def _project(session: Session, row: SubscriptionEventRow) -> None:
     view.current_period_end = _dt(d["current_period_end"])
     view.cancel_at, view.canceled_at = _dt(d["cancel_at"]), _dt(d["canceled_at"])
     view.ended_at, view.cancel_at_period_end = _dt(d["ended_at"]), d["cancel_at_period_end"]
+    # Facts added to the snapshot later: an event stored before carries none (null).
+    for name in ("created", "start_date", "billing_cycle_anchor", "trial_end", "grace_until"):
+        setattr(view, name, _dt(d.get(name)))
+    renewal = d.get("renewal") or {}
+    view.renewal_line, view.renewal_date = renewal.get("line"), _dt(renewal.get("date"))
+    view.cancellation_details = d.get("cancellation_details")
+    view.pause_collection, view.discount = d.get("pause_collection"), d.get("discount")
+    view.pending_plan_id, view.hold = d.get("pending_plan"), d.get("hold")
     view.last_event_seq = row.seq
     session.add(view)
 
@@ -103,9 +111,13 @@ def get_view(engine: Engine, subscription_id: str) -> SubscriptionView | None:
     return _utc_view(view) if view else None
 
 
+_INSTANTS = ("current_period_start", "current_period_end", "cancel_at", "canceled_at",
+             "ended_at", "created", "start_date", "billing_cycle_anchor", "trial_end",
+             "renewal_date", "grace_until")
+
+
 def _utc_view(view: SubscriptionView) -> SubscriptionView:
-    for name in ("current_period_start", "current_period_end", "cancel_at", "canceled_at",
-                 "ended_at"):
+    for name in _INSTANTS:
         value = getattr(view, name)
         if value is not None:
             setattr(view, name, _utc(value))

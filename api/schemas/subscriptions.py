@@ -1,8 +1,9 @@
 """The subscription resource and the bodies of subscription requests.
 
 A resource is rendered from the workflow's live state (one subscription) or from the SQL read
-model (lists). Either way the D2 portal line comes from the core's ``renewal_line``, so the
-API, the CLI and the Web UI say "Renewing on"/"Cancelling on" with the same date.
+model (lists), which stores the same facts (the event snapshot), so both answer alike. The D2
+portal line and its date come from the core's ``renewal``, so the API, the CLI and the Web UI
+say "Renewing on"/"Cancelling on" with the same date.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from domain.model import (
     PauseMode,
     RefundMode,
     ResumeAnchor,
+    WITH_ACCESS,
     Status,
     SubscriptionState,
 )
@@ -42,6 +44,12 @@ class Renewal(BaseModel):
                              '"Trial ends on", "Starts on"; null once ended.',
                              examples=[f"Cancelling on {_EXAMPLE_END}"])
     date: datetime | None = Field(examples=[_EXAMPLE_END])
+
+    @classmethod
+    def of(cls, state: SubscriptionState) -> Renewal:
+        """From the core's structured ``renewal`` (the line is its display text)."""
+        renewal = state.renewal
+        return cls(line=state.renewal_line, date=None if renewal is None else renewal[1])
 
 
 class Requester(BaseModel):
@@ -144,34 +152,32 @@ class SubscriptionResource(BaseModel):
             discount=None if state.discount is None else SubscriptionDiscount(
                 percent_off=state.discount.offer.percent_off,
                 periods_left=state.discount.periods_left),
-            has_access=state.has_access(now), renewal=renewal_of(state),
+            has_access=state.has_access(now), renewal=Renewal.of(state),
             hold=None if state.hold is None else SubscriptionHold(
                 code=state.hold.code, since=state.hold.since, call=state.hold.activity))
 
     @classmethod
     def from_view(cls, view: SubscriptionView, now: datetime) -> SubscriptionResource:
-        """A list item from the read model. The view holds what the core's ``renewal_line``
-        and ``has_access`` read for every status but ``past_due`` (whose grace period lives in
-        the workflow: callers render those from the live state)."""
-        state = SubscriptionState.model_construct(
-            id=view.id, customer_id=view.customer_id, organization_id=view.organization_id,
-            status=Status(view.status), start_date=view.current_period_start,
-            current_period_start=view.current_period_start,
-            current_period_end=view.current_period_end, cancel_at=view.cancel_at, dunning=None)
+        """A list item from the read model's own columns: the same facts ``from_state`` reads
+        (the snapshot every event carries), so a list item equals the subscription read alone.
+        A row whose last event predates a fact answers null for it."""
+        status = Status(view.status)
         return cls(
             id=view.id, customer=view.customer_id, organization=view.organization_id,
-            plan=view.plan_id, status=state.status,
-            current_period_start=view.current_period_start,
+            plan=view.plan_id, status=status, created=view.created,
+            start_date=view.start_date, billing_cycle_anchor=view.billing_cycle_anchor,
+            trial_end=view.trial_end, current_period_start=view.current_period_start,
             current_period_end=view.current_period_end, cancel_at=view.cancel_at,
             cancel_at_period_end=view.cancel_at_period_end, canceled_at=view.canceled_at,
-            ended_at=view.ended_at, has_access=state.has_access(now), renewal=renewal_of(state))
-
-
-def renewal_of(state: SubscriptionState) -> Renewal:
-    line = state.renewal_line
-    # The date is read back from the line itself, so the two can never disagree.
-    return Renewal(line=line, date=datetime.fromisoformat(line.rsplit(" on ", 1)[1])
-                   if line else None)
+            ended_at=view.ended_at, cancellation_details=view.cancellation_details,
+            pause_collection=view.pause_collection, pending_plan=view.pending_plan_id,
+            discount=view.discount,
+            # SubscriptionState.has_access, from the stored inputs (D2, D9 grace).
+            has_access=status in WITH_ACCESS or (
+                status == Status.PAST_DUE and view.grace_until is not None
+                and now < view.grace_until),
+            renewal=Renewal(line=view.renewal_line, date=view.renewal_date),
+            hold=view.hold)
 
 
 class SubscriptionList(BaseModel):
