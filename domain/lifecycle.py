@@ -126,9 +126,18 @@ def _emit(
     return Decision(state=new, commands=(Emit(event=event),))
 
 
+# Snapshot keys derived from others (the renewal line from status and dates, the grace end from
+# dunning, the hold): never a change of their own, so they neither fill previous_attributes nor
+# make an event (an event only they would make would change the commands of recorded runs).
+_DERIVED = ("renewal", "grace_until", "hold")
+
+
 def _changed(before: SubscriptionState, after: SubscriptionState) -> dict[str, Any]:
     """Stripe's previous_attributes: the old values of the snapshot fields that changed."""
     old, new = before.snapshot(), after.snapshot()
+    for key in _DERIVED:
+        old.pop(key, None)
+        new.pop(key, None)
     changed = {k: v for k, v in old.items() if new.get(k) != v}
     # Optional fields (pause_collection) that appear were null before.
     changed.update({k: None for k in new if k not in old})

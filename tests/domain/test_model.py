@@ -60,7 +60,11 @@ def test_snapshot_has_stripe_like_fields():
         "plan": "pro", "status": "active", "current_period_start": T0.isoformat(),
         "current_period_end": END.isoformat(), "cancel_at": END.isoformat(),
         "cancel_at_period_end": True, "canceled_at": None, "ended_at": None,
-        "cancellation_details": None}
+        "cancellation_details": None,
+        # what the read model stores so a list item equals the subscription (issue: list == get)
+        "created": T0.isoformat(), "start_date": T0.isoformat(),
+        "billing_cycle_anchor": T0.isoformat(), "trial_end": None,
+        "renewal": {"line": f"Cancelling on {END.isoformat()}", "date": END.isoformat()}}
 
 
 def test_state_is_immutable():
