@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 
 from domain.model import Event
-from eventlog import store
+from notifications import outbox
 
 
 class EventActivities:
@@ -19,7 +19,7 @@ class EventActivities:
 
     def record_events(self, events: list[Event]) -> None:
         """The events of one decision in one transaction (apply_effects passes several)."""
-        store.append_many(self.engine, events)
+        outbox.record(self.engine, events)  # with their notifications, atomically
         for event in events:
             # subscription_id comes from the workflow id in the activity's log context
             activity.logger.info("event %s", event.type, extra={"event_id": event.id,

@@ -36,7 +36,7 @@ from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
-from workers.client import connect
+from workflows.connection import connect
 
 log = logging.getLogger("api")
 

@@ -106,13 +106,17 @@ async def _principal(engine: EngineDep, credentials: Annotated[
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def _billing_manager(principal: PrincipalDep) -> Principal:
-    """D21: only owners and billing admins (and operators) manage cancellation."""
-    if not principal.manages_billing:
-        raise ApiProblem(403, "forbidden", "only organization owners and billing admins can "
-                         "cancel or reactivate subscriptions; ask one of them",
-                         code="role_not_allowed")
-    return principal
+def billing_manager(action: str):
+    """A dependency that lets only owners and billing admins (and operators) act (D21); the
+    refusal names the ``action``. The one rule behind every billing-manager route."""
+
+    def manager(principal: PrincipalDep) -> Principal:
+        if not principal.manages_billing:
+            raise ApiProblem(403, "forbidden", "only organization owners and billing admins "
+                             f"can {action}; ask one of them", code="role_not_allowed")
+        return principal
+
+    return Annotated[Principal, Depends(manager)]
 
 
-BillingManagerDep = Annotated[Principal, Depends(_billing_manager)]
+BillingManagerDep = billing_manager("cancel or reactivate subscriptions")

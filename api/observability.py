@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.logs import JsonFormatter
+from workflows.logs import JsonFormatter
 
 access_log = logging.getLogger("api.access")
 

@@ -10,7 +10,9 @@ with the live state asks the workflow once, within the API's deadline, never in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -19,20 +21,44 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.customers import get_customer
 from accounts.keys import Principal
-from accounts.models import Customer
+from accounts.models import Customer, Organization
 from accounts.organizations import get_organization
 from api.problems import invalid, not_found
 from domain.model import SubscriptionState
 from eventlog import store as eventlog
 from eventlog.models import SubscriptionView
+from notifications.endpoints import get_endpoint
+from notifications.models import WebhookEndpoint
 from workflows import client_ops
+
+
+T = TypeVar("T")
+
+
+def visible(principal: Principal, kind: str, resource_id: str, found: T | None,
+            organization_of: Callable[[T], str | None] = lambda row: row.organization_id,
+            ) -> T:
+    """``found`` if the caller may see it; else the same 404 as for an unknown id."""
+    if found is None or not principal.can_see(organization_of(found)):
+        raise not_found(kind, resource_id)
+    return found
 
 
 async def visible_customer(engine: Engine, principal: Principal, customer_id: str) -> Customer:
     customer = await run_in_threadpool(get_customer, engine, customer_id)
-    if customer is None or not principal.can_see(customer.organization_id):
-        raise not_found("customer", customer_id)
-    return customer
+    return visible(principal, "customer", customer_id, customer)
+
+
+async def visible_endpoint(engine: Engine, principal: Principal,
+                           endpoint_id: str) -> WebhookEndpoint:
+    endpoint = await run_in_threadpool(get_endpoint, engine, endpoint_id)
+    return visible(principal, "webhook endpoint", endpoint_id, endpoint)
+
+
+def visible_organization(engine: Engine, principal: Principal,
+                         organization_id: str) -> Organization:
+    org = get_organization(engine, organization_id)
+    return visible(principal, "organization", organization_id, org, lambda o: o.id)
 
 
 async def organization_for(engine: Engine, principal: Principal, requested: str | None) -> str:
@@ -54,9 +80,7 @@ async def visible_view(engine: Engine, principal: Principal,
                        subscription_id: str) -> SubscriptionView:
     """The subscription's read-model row, if the caller may see it."""
     view = await run_in_threadpool(eventlog.get_view, engine, subscription_id)
-    if view is None or not principal.can_see(view.organization_id):
-        raise not_found("subscription", subscription_id)
-    return view
+    return visible(principal, "subscription", subscription_id, view)
 
 
 async def live_state(client: Client, subscription_id: str,
@@ -74,6 +98,4 @@ async def live_state(client: Client, subscription_id: str,
 async def visible_state(client: Client, principal: Principal, subscription_id: str,
                         timeout: timedelta) -> SubscriptionState:
     state = await live_state(client, subscription_id, timeout)
-    if state is None or not principal.can_see(state.organization_id):
-        raise not_found("subscription", subscription_id)
-    return state
+    return visible(principal, "subscription", subscription_id, state)

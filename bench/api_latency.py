@@ -38,8 +38,8 @@ from config.settings import Settings, TemporalSettings
 from domain.requests import Cancel, Reactivate
 from store.engine import get_engine
 from store.migrate import upgrade
-from workers.client import connect
 from workflows import client_ops
+from workflows.connection import connect
 
 CARD_OK = "4242424242424242"
 OPS = ("cancel", "reactivate")

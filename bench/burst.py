@@ -31,8 +31,8 @@ from domain.plans import Plan
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
-from workers.client import connect
 from workflows import client_ops
+from workflows.connection import connect
 
 CARD_OK = "4242424242424242"
 AMOUNT, CREDITS = 500, 100

@@ -10,7 +10,8 @@ import signal
 
 async def serve(workflows: list[type]) -> None:
     from config.settings import get_settings
-    from workers.client import connect, worker_runtime
+    from workers.client import worker_runtime
+    from workflows.connection import connect
     from workers.main import build_worker
 
     settings = get_settings()

@@ -21,8 +21,8 @@ from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Postpone, Reac
                              Retry)
 from eventlog import store as eventlog
 from store.engine import get_engine
-from workers.client import connect
 from workflows import client_ops, contract
+from workflows.connection import connect
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
                   "postpone, pause, resume; reconcile payments; `demo` seeds the local "
@@ -251,7 +251,7 @@ def reconcile(
     from payments.gateway import StripeGateway
     from payments.reconcile import Reconciler
     from payments.service import PaymentService
-    from workers.logs import configure as configure_logging
+    from workflows.logs import configure as configure_logging
 
     try:
         settings = get_settings()

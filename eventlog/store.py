@@ -1,7 +1,13 @@
-"""Append and read D8 events; appending the same event twice is a no-op."""
+"""Append and read D8 events; appending the same event twice is a no-op.
+
+The event log sits below notifications (which reads it), so it does not know the outbox:
+whoever must write alongside an event passes ``in_transaction``, called for each new event
+inside the transaction that stores it (notifications.outbox.record queues its messages that way).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -10,7 +16,6 @@ from sqlmodel import Session, select
 
 from domain.model import Actor, Event
 from eventlog.models import SubscriptionEventRow, SubscriptionView
-from notifications.outbox import enqueue as enqueue_notifications
 from store.engine import session_scope
 
 
@@ -59,15 +64,19 @@ def _project(session: Session, row: SubscriptionEventRow) -> None:
     session.add(view)
 
 
-def append(engine: Engine, event: Event) -> bool:
+InTransaction = Callable[[Session, Event], object]
+
+
+def append(engine: Engine, event: Event, *, in_transaction: InTransaction | None = None) -> bool:
     """Store the event and project it; False if it was already stored (a retried activity)."""
-    return append_many(engine, [event]) == 1
+    return append_many(engine, [event], in_transaction=in_transaction) == 1
 
 
-def append_many(engine: Engine, events: list[Event]) -> int:
+def append_many(engine: Engine, events: list[Event], *,
+                in_transaction: InTransaction | None = None) -> int:
     """Store the events of one decision in one transaction (one commit, not one per event),
-    with their projection and notification outbox rows; returns how many were new. Events
-    already stored (a retried activity) are skipped."""
+    with their projection and whatever ``in_transaction`` writes for each; returns how many
+    were new. Events already stored (a retried activity) are skipped."""
     with Session(engine) as session:
         stored = set(session.exec(select(SubscriptionEventRow.id).where(
             SubscriptionEventRow.id.in_([e.id for e in events]))))
@@ -80,12 +89,14 @@ def append_many(engine: Engine, events: list[Event]) -> int:
                 row = _row(event)
                 session.add(row)
                 _project(session, row)
-                enqueue_notifications(session, event)  # D14: atomic with the event
+                if in_transaction is not None:
+                    in_transaction(session, event)
         return len(fresh)
     except IntegrityError:
         if len(fresh) == 1:
             return 0  # a concurrent duplicate stored it first
-        return sum(append(engine, e) for e in fresh)  # one by one: which ones are new
+        # one by one: which ones are new
+        return sum(append(engine, e, in_transaction=in_transaction) for e in fresh)
 
 
 def list_views(engine: Engine, organization_id: str, *, customer_id: str | None = None,

@@ -23,7 +23,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from activities.types import CreditGrant, CreditPeriodChange
 from config.settings import CreditSettings
 from domain import credits
 from domain.errors import RequestInvalid
@@ -32,6 +31,7 @@ from ledger import store
 from ledger.errors import IdempotencyConflict, InsufficientCredits
 from ledger.models import CreditEntry
 from ledger.results import Balances, EntryResult
+from ledger.types import CreditGrant, CreditPeriodChange
 
 T = TypeVar("T")
 MAX_KEY_LENGTH = 200  # the column holds 255: room for derived keys such as "<key>:settle"

@@ -18,9 +18,17 @@ from sqlmodel import Session, select
 from accounts.models import Customer
 from config.settings import get_settings
 from domain.model import Event
+from eventlog import store as eventlog
 from notifications.derive import derive
 from notifications.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from store.engine import session_scope
+
+
+def record(engine: Engine, events: list[Event]) -> int:
+    """Store the events (eventlog.append_many) with their messages queued in the same
+    transaction (D14: no event without its notifications, none without the event); returns how
+    many events were new."""
+    return eventlog.append_many(engine, events, in_transaction=enqueue)
 
 
 def enqueue(session: Session, event: Event, ending_notice: timedelta | None = None) -> int:

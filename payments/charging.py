@@ -25,13 +25,13 @@ import logging
 
 from sqlalchemy.engine import Engine
 
-from activities.types import ChargeRequest, ChargeResult
 from payments import store
 from payments.errors import (NonRetryableGatewayError, PaymentError, PaymentRequestError,
                              RetryableGatewayError, payment_method_unusable)
 from payments.gateway import Intent, StripeGateway, stripe_key
 from payments.models import ChargeAttempt
 from payments.records import ChargeRecord
+from payments.types import ChargeRequest, ChargeResult
 
 log = logging.getLogger(__name__)
 

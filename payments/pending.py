@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
-from activities.types import (ChargeRequest, ChargeResult, PendingChargesRequest,
-                              PendingChargesResult)
 from payments import store
 from payments.errors import PaymentRequestError
 from payments.models import PendingCharge
 from payments.records import OpenCharges, PendingChargeRecord
+from payments.types import (ChargeRequest, ChargeResult, PendingChargesRequest,
+                              PendingChargesResult)
 
 
 class PendingCharges:

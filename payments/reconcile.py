@@ -33,7 +33,6 @@ from pydantic import BaseModel
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from activities.types import ChargeRequest
 from config.settings import ReconcileSettings
 from domain import purchases
 from domain.errors import RequestInvalid
@@ -44,6 +43,7 @@ from payments.errors import PaymentError
 from payments.gateway import StripeGateway, classify
 from payments.models import ChargeAttempt
 from payments.service import PaymentService
+from payments.types import ChargeRequest
 from store.engine import session_scope
 from store.types import utcnow
 

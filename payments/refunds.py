@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from activities.types import RefundRequest, RefundResult
 from payments import store
 from payments.errors import NonRetryableGatewayError, PaymentInProgress, PaymentRequestError
 from payments.gateway import StripeGateway
 from payments.models import Refund
+from payments.types import RefundRequest, RefundResult
 
 
 ALREADY_REFUNDED = "charge_already_refunded"  # Stripe's code

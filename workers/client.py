@@ -1,26 +1,15 @@
-"""One way to connect to Temporal, with the pydantic data converter every process must share."""
+"""The worker's Temporal runtime (log forwarding, metrics); connecting is workflows.connection."""
 
 from __future__ import annotations
 
 import logging
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime,
                                 TelemetryConfig, TelemetryFilter)
 
 from config.settings import Settings
 
 log = logging.getLogger("workers")
-
-
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    return await Client.connect(
-        settings.temporal.address,
-        namespace=settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
 
 
 def worker_runtime(settings: Settings) -> Runtime:

@@ -30,9 +30,10 @@ from payments.reconcile import Reconciler
 from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
-from workers.client import connect, worker_runtime
-from workers.logs import configure as configure_logging
+from workers.client import worker_runtime
+from workflows.connection import connect
 from workflows.credit_purchase import CreditPurchaseWorkflow
+from workflows.logs import configure as configure_logging
 from workflows.reconcile import ReconcilePaymentsWorkflow
 from workflows.schedules import ensure_reconcile_schedule
 from workflows.subscription import SubscriptionWorkflow

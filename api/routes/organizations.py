@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from accounts.customers import customer_ids
-from accounts.keys import Principal
 from accounts.models import Role
-from accounts.organizations import get_organization, mark_deleted
+from accounts.organizations import mark_deleted
 from api import billing
 from api.deps import EngineDep, LedgerDep, PaymentsDep, PrincipalDep
-from api.problems import ApiProblem, not_found, problem_responses
+from api.problems import ApiProblem, problem_responses
 from api.schemas.accounts import OrganizationResource
+from api.scope import visible_organization
 from domain.model import Status
 from eventlog import store as eventlog
 from eventlog.models import SubscriptionView
@@ -23,13 +23,6 @@ router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 
 OrganizationId = Annotated[str, Path(max_length=64, examples=["org_Q1w2E3r4T5y6U7i8"])]
 _PAGE = 100
-
-
-def _visible(engine, principal: Principal, organization_id: str):
-    org = get_organization(engine, organization_id)
-    if org is None or not principal.can_see(org.id):
-        raise not_found("organization", organization_id)
-    return org
 
 
 def _subscriptions(engine, organization_id: str) -> list[SubscriptionView]:
@@ -61,7 +54,7 @@ def _outstanding(engine, ledger, payments, organization_id: str) -> dict[str, li
             summary="Retrieve an organization")
 def get_organization_(organization_id: OrganizationId, principal: PrincipalDep,
                       engine: EngineDep) -> OrganizationResource:
-    org = _visible(engine, principal, organization_id)
+    org = visible_organization(engine, principal, organization_id)
     return OrganizationResource(id=org.id, name=org.name, created=org.created)
 
 
@@ -73,7 +66,7 @@ async def delete_organization(organization_id: OrganizationId, principal: Princi
                               ) -> OrganizationResource:
     """Owners (or operators) only, and only once billing is over (D22): no live subscription,
     no open charges, no unsettled usage. Every key of the organization stops working."""
-    org = await run_in_threadpool(_visible, engine, principal, organization_id)
+    org = await run_in_threadpool(visible_organization, engine, principal, organization_id)
     if principal.role not in (Role.OWNER, Role.OPERATOR):
         raise ApiProblem(403, "forbidden", "only organization owners can delete the "
                          "organization; ask one of them", code="role_not_allowed")

@@ -6,18 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from accounts.keys import Principal
-from api.deps import EngineDep, PrincipalDep
-from api.problems import ApiProblem, not_found, problem_responses
-from api.scope import organization_for
+from api.deps import EngineDep, billing_manager
+from api.problems import problem_responses
+from api.scope import organization_for, visible_endpoint
 from notifications.endpoints import (
     create_endpoint,
     delete_endpoint,
-    get_endpoint,
     list_endpoints,
 )
 from notifications.models import WebhookEndpoint
@@ -56,14 +54,7 @@ class WebhookEndpointList(BaseModel):
     data: list[WebhookEndpointResource]
 
 
-def _manager(principal: PrincipalDep) -> Principal:
-    if not principal.manages_billing:
-        raise ApiProblem(403, "forbidden", "only organization owners and billing admins manage "
-                         "webhook endpoints; ask one of them", code="role_not_allowed")
-    return principal
-
-
-ManagerDep = Annotated[Principal, Depends(_manager)]
+ManagerDep = billing_manager("manage webhook endpoints")
 
 
 def _resource(endpoint: WebhookEndpoint, **extra) -> WebhookEndpointResource:
@@ -71,13 +62,6 @@ def _resource(endpoint: WebhookEndpoint, **extra) -> WebhookEndpointResource:
                                    description=endpoint.description,
                                    organization=endpoint.organization_id,
                                    created=endpoint.created, **extra)
-
-
-async def _visible(engine, principal: Principal, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = await run_in_threadpool(get_endpoint, engine, endpoint_id)
-    if endpoint is None or not principal.can_see(endpoint.organization_id):
-        raise not_found("webhook endpoint", endpoint_id)
-    return endpoint
 
 
 @router.post("", status_code=201, response_model=WebhookEndpointResource,
@@ -109,7 +93,7 @@ async def list_webhook_endpoints(principal: ManagerDep, engine: EngineDep,
             summary="Retrieve a webhook endpoint")
 async def get_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
                                engine: EngineDep) -> WebhookEndpointResource:
-    return _resource(await _visible(engine, principal, endpoint_id))
+    return _resource(await visible_endpoint(engine, principal, endpoint_id))
 
 
 @router.delete("/{endpoint_id}", response_model=WebhookEndpointResource,
@@ -118,6 +102,6 @@ async def get_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
 async def delete_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
                                   engine: EngineDep) -> WebhookEndpointResource:
     """Deliveries still queued for it are dropped."""
-    endpoint = await _visible(engine, principal, endpoint_id)
+    endpoint = await visible_endpoint(engine, principal, endpoint_id)
     await run_in_threadpool(delete_endpoint, engine, endpoint.id)
     return _resource(endpoint, deleted=True)

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.observability import access_log
 from tests.api.helpers import create_customer, create_subscription
-from workers.logs import JsonFormatter
+from workflows.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 

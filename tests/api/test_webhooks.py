@@ -34,7 +34,7 @@ from tests.fakes_stripe import CARD_DECLINED
 from tests.support.stripe_webhooks import PATH, Stripe, event, sign, signed
 from webhooks import customers as webhook_customers
 from webhooks import store as webhook_store
-from workers.logs import JsonFormatter
+from workflows.logs import JsonFormatter
 
 pytestmark = pytest.mark.temporal
 

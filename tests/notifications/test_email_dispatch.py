@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from config.settings import NotificationSettings
 from domain.requests import Cancel, Reactivate
-from eventlog import store as eventlog
 from notifications import outbox
 from notifications.dispatcher import Dispatcher
 from notifications.models import OutboxStatus
@@ -26,7 +25,7 @@ def dispatcher(url: str, port: int, **overrides) -> Dispatcher:
 
 def record(url, tenant, driver, mark=0):
     for event in emitted(driver, tenant, mark):
-        eventlog.append(get_engine(url), event)
+        outbox.record(get_engine(url), [event])
 
 
 async def test_cancel_confirmation_states_the_exact_end_date_then_the_notice_comes(db_url,

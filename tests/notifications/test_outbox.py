@@ -6,7 +6,6 @@ from datetime import timedelta
 
 
 from domain.requests import Cancel
-from eventlog import store as eventlog
 from notifications import outbox
 from notifications.endpoints import create_endpoint, delete_endpoint, list_endpoints
 from notifications.models import OutboxMessage, OutboxStatus, WebhookEndpoint
@@ -37,7 +36,7 @@ def test_events_queue_their_messages_once_even_when_recorded_twice(db_url):
     d.request(Cancel(mode="at_period_end"), at(2026, 1, 20))
     evs = emitted(d, tenant)
     for event in evs + evs:  # a retried record_event activity
-        eventlog.append(engine, event)
+        outbox.record(engine, [event])
     rows = outbox.list_messages(engine, subscription_id="sub_1")
     webhooks = [r for r in rows if r.channel == "webhook"]
     assert sorted(r.event_id for r in webhooks) == sorted(e.id for e in evs)
@@ -56,7 +55,7 @@ def test_claim_leases_due_rows_once_and_backoff_doubles(db_url):
     d = driver_for(tenant, at(2026, 1, 10))
     d.request(Cancel(mode="immediately"), at(2026, 1, 20))
     for event in emitted(d, tenant):
-        eventlog.append(engine, event)
+        outbox.record(engine, [event])
     lease = timedelta(minutes=2)
     now = at(2026, 1, 20, 0, 0, 1)
     (row,) = outbox.claim(engine, now, limit=10, lease=lease)

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from config.settings import NotificationSettings
 from domain.requests import Cancel
-from eventlog import store as eventlog
 from notifications import outbox, signing
 from notifications.dispatcher import Dispatcher
 from notifications.endpoints import create_endpoint, delete_endpoint
@@ -32,7 +31,7 @@ async def test_every_event_is_delivered_signed_after_a_500(db_url, receiver):
     d.request(Cancel(mode="immediately"), at(2026, 1, 20))
     events = emitted(d, tenant)
     for event in events:
-        eventlog.append(engine, event)
+        outbox.record(engine, [event])
     hooks = [r for r in outbox.list_messages(engine) if r.channel == "webhook"]
     assert len(hooks) == len(events) >= 3
     receiver.statuses = [500]  # the first delivery fails
@@ -77,7 +76,7 @@ async def test_deleted_endpoint_gets_nothing_more(sqlite_url, receiver):
     endpoint = create_endpoint(engine, tenant.organization_id, receiver.url)
     d = driver_for(tenant, at(2026, 1, 10))
     for event in emitted(d, tenant):
-        eventlog.append(engine, event)
+        outbox.record(engine, [event])
     delete_endpoint(engine, endpoint.id)
     await dispatcher(sqlite_url).run_once(at(2026, 1, 11))
     assert receiver.deliveries == []

@@ -1,4 +1,4 @@
-"""Structured worker logs: one JSON object per line, carrying the subscription and period.
+"""Structured logs of the worker and the API: one JSON object per line, subscription and period.
 
 Log shippers index fields, not sentences: an operator asks "everything for sub_123 in period
 2026-05" and gets the charge, the credit grant and the events of that renewal. Fields come from
