@@ -23,8 +23,7 @@ VAR = REPO_ROOT / "var"
 BIN = Path(sys.executable).parent
 
 # Name -> the kind the temporal CLI takes, from the one list in workflows/contract.py.
-SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.removeprefix(
-    "INDEXED_VALUE_TYPE_").capitalize() for key in contract.SEARCH_ATTRIBUTES}
+SEARCH_ATTRIBUTES = contract.SEARCH_ATTRIBUTE_KINDS
 
 LOCAL_ENV = {
     "SUBS_DATABASE_URL": f"sqlite:///{VAR / 'subscriptions.db'}",

@@ -13,7 +13,6 @@ from temporalio.common import SearchAttributeKey
 from domain.requests import Request
 
 WORKFLOW_TYPE = "Subscription"
-TASK_QUEUE = "subscriptions"
 
 # Every request (domain.requests) travels as a signal (fire-and-forget) or as an update
 # (validated, answers with the new state or the refusal) under ONE name: its kind
@@ -46,6 +45,10 @@ CANCEL_AT = SearchAttributeKey.for_datetime("CancelAt")
 # True while the subscription waits for an operator's retry (set only once a hold happened).
 HELD = SearchAttributeKey.for_bool("SubscriptionHeld")
 SEARCH_ATTRIBUTES = (STATUS, CUSTOMER, ORGANIZATION, PLAN, PERIOD_END, CANCEL_AT, HELD)
+# Name -> the kind the temporal CLI takes ("Keyword", "Datetime", "Bool"): what the dev server,
+# the compose job (`python -m workflows.contract`) and the tests register.
+SEARCH_ATTRIBUTE_KINDS = {key.name: key.indexed_value_type.name.removeprefix(
+    "INDEXED_VALUE_TYPE_").capitalize() for key in SEARCH_ATTRIBUTES}
 
 
 def workflow_id(subscription_id: str) -> str:
@@ -55,3 +58,7 @@ def workflow_id(subscription_id: str) -> str:
 
 def subscription_id_of(workflow_id_: str) -> str:
     return workflow_id_.removeprefix("subscription-")
+
+
+if __name__ == "__main__":  # the compose job's list: NAME=KIND ...
+    print(" ".join(f"{name}={kind}" for name, kind in SEARCH_ATTRIBUTE_KINDS.items()))
