@@ -34,7 +34,8 @@ async def test_readme_pause_commands_work_verbatim(stack):
         return out
 
     out = await temporal(commands[0])  # update: pause at period end, answers the new state
-    assert "at_period_end" in out and "Pausing on" not in out  # state, not the portal line
+    result = json.loads(out)["result"]  # the state (its events carry the portal line)
+    assert result["pause"]["mode"] == "at_period_end" and "renewal_line" not in result
     state = await wait_for(env, sub_id, lambda s: s.pause is not None)
     assert state.status.value == "active" and state.pause.paused_at == first.current_period_end
 
