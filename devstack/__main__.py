@@ -68,7 +68,9 @@ def main() -> int:
         signal.signal(sig, _interrupt)
     procs = [
         ManagedProcess("temporal", temporal_command(), env, VAR / "temporal.log"),
-        ManagedProcess("localstripe", [str(BIN / "localstripe"), "--port", "8420"], env,
+        # Its store in var/, not the /tmp file every localstripe on the machine shares.
+        ManagedProcess("localstripe", [sys.executable, "-m", "devstack.localstripe",
+                                       str(VAR / "localstripe.pickle"), "8420"], env,
                        VAR / "localstripe.log"),
         # D14: emails the worker sends are printed here (SUBS_NOTIFICATIONS__SMTP_PORT=1025).
         ManagedProcess("smtp", [sys.executable, "-u", "-m", "aiosmtpd", "-n", "-l",
