@@ -18,9 +18,9 @@ CHECKOUT = Path(__file__).resolve().parent
 def main() -> None:
     if str(CHECKOUT) not in sys.path:
         sys.path.insert(0, str(CHECKOUT))
-    from cli.main import app
+    from cli.main import main as run
 
-    app()
+    run()
 
 
 if __name__ == "__main__":

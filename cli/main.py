@@ -13,10 +13,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import get_settings
 from domain.errors import RequestRefused
-from domain.model import Actor
+from domain.model import Actor, Status
 from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Postpone, Reactivate, Resume,
                              Retry)
 from eventlog import store as eventlog
@@ -50,6 +53,21 @@ async def _send(subscription_id: str, request) -> None:
     _exit(0)
 
 
+def _build(model, **fields):
+    """The request, or one line naming the field that is wrong (exit 2)."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__
+        _fail(f"invalid {where}: {first['msg']}", 2)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(message, fg="red", err=True)
+    _exit(code)
+
+
 def _exit(code: int) -> None:
     """End the process without interpreter finalization: the Temporal client's Rust threads
     can otherwise abort a short-lived process at exit with SIGABRT ("PyGILState_Release ...
@@ -74,12 +92,13 @@ def list_(
     limit: int = 50,
 ) -> None:
     """List subscriptions of an organization from the read model."""
+    if status is not None and status not in {s.value for s in Status}:
+        _fail(f"no status {status!r}; choose one of {', '.join(s.value for s in Status)}", 2)
     views = eventlog.list_views(get_engine(get_settings().database_url), organization,
                                 status=status, customer_id=customer, plan_id=plan, limit=limit)
     for v in views:
-        end = v.cancel_at or v.current_period_end
-        typer.echo(f"{v.id:24} {v.status:13} {v.customer_id:20} {v.plan_id:14} "
-                   f"{'ends' if v.cancel_at else 'renews'} {end.isoformat()}")
+        line = v.renewal_line or (f"ended {v.ended_at.isoformat()}" if v.ended_at else "")
+        typer.echo(f"{v.id:24} {v.status:13} {v.customer_id:20} {v.plan_id:14} {line}")
 
 
 @app.command()
@@ -145,8 +164,10 @@ def retry(subscription_id: Annotated[str | None, typer.Argument()] = None,
 @app.command()
 def events(subscription_id: str, limit: int = 100) -> None:
     """The D8 events of a subscription."""
-    rows = eventlog.list_events(get_engine(get_settings().database_url), subscription_id,
-                                limit=limit)
+    engine = get_engine(get_settings().database_url)
+    if eventlog.get_view(engine, subscription_id) is None:
+        _fail(f"no subscription {subscription_id}", 1)
+    rows = eventlog.list_events(engine, subscription_id, limit=limit)
     for e in rows:
         who = f"{e.request.kind}:{e.request.id}" if e.request else "automatic"
         typer.echo(f"{e.created.isoformat()} {e.type:36} {who:22} {e.data['status']}")
@@ -163,12 +184,8 @@ def cancel(
     comment: str | None = None,
 ) -> None:
     """Cancel immediately, at period end, or at a date."""
-    try:
-        request = Cancel(mode=mode, cancel_at=at, refund=refund, comment=comment,
-                         requested_by=OPERATOR)
-    except ValueError as err:
-        typer.secho(f"invalid: {err}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+    request = _build(Cancel, mode=mode, cancel_at=at, refund=refund, comment=comment,
+                     requested_by=OPERATOR)
     _run(_send(subscription_id, request))
 
 
@@ -188,11 +205,7 @@ def accept_offer(subscription_id: str) -> None:
 def postpone(subscription_id: str,
              at: Annotated[datetime, typer.Option(help="new cancel_at (UTC ISO)")]) -> None:
     """Move a scheduled cancellation; extra time past the paid term is not charged (D5)."""
-    try:
-        request = Postpone(cancel_at=at, requested_by=OPERATOR)
-    except ValueError as err:
-        typer.secho(f"invalid: {err}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+    request = _build(Postpone, cancel_at=at, requested_by=OPERATOR)
     _run(_send(subscription_id, request))
 
 
@@ -204,11 +217,7 @@ def pause(
         "--resume-at", help="resume automatically then (UTC ISO)")] = None,
 ) -> None:
     """Pause (D12): no renewals, charges or access until resumed."""
-    try:
-        request = Pause(mode=mode, resume_at=resume_at, requested_by=OPERATOR)
-    except ValueError as err:
-        typer.secho(f"invalid: {err}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+    request = _build(Pause, mode=mode, resume_at=resume_at, requested_by=OPERATOR)
     _run(_send(subscription_id, request))
 
 
@@ -219,11 +228,7 @@ def resume(
                                         "now, charged)")] = "keep",
 ) -> None:
     """Resume a paused subscription, or remove a scheduled pause."""
-    try:
-        request = Resume(anchor=anchor, requested_by=OPERATOR)
-    except ValueError as err:
-        typer.secho(f"invalid: {err}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+    request = _build(Resume, anchor=anchor, requested_by=OPERATOR)
     _run(_send(subscription_id, request))
 
 
@@ -234,8 +239,13 @@ def credits(customer_id: str) -> None:
 
     from ledger.service import Ledger
 
+    from accounts.customers import get_customer
+
     settings = get_settings()
-    ledger = Ledger(get_engine(settings.database_url), settings.credits)
+    engine = get_engine(settings.database_url)
+    if get_customer(engine, customer_id) is None:
+        _fail(f"no customer {customer_id}", 1)
+    ledger = Ledger(engine, settings.credits)
     _print(ledger.balances(customer_id, datetime.now(UTC)).model_dump(mode="json"))
 
 
@@ -315,5 +325,30 @@ def demo(
                f"         curl -H 'Authorization: Bearer {raw_key}' {base}/v1/subscriptions/{sid}")
 
 
+def _one_line(err: BaseException) -> str:
+    """What went wrong, in one line an operator can act on (never a traceback)."""
+    settings = get_settings()
+    if isinstance(err, RPCError):
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return f"not found: {' '.join(err.message.split())}"
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return (f"cannot reach Temporal at {settings.temporal.address}: is `make dev` "
+                    "(or the deployment) running?")
+    if isinstance(err, RuntimeError) and "Failed client connect" in str(err):
+        return (f"cannot reach Temporal at {settings.temporal.address}: is `make dev` "
+                "(or the deployment) running?")
+    if isinstance(err, OperationalError):
+        return f"cannot use the database ({type(err.orig).__name__}): is it reachable?"
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+
+
+def main() -> None:
+    """The `subs` entry point: typer answers usage errors itself; anything else is one line."""
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001 - one clear line, never a traceback
+        _fail(f"error: {_one_line(err)}", 1)
+
+
 if __name__ == "__main__":
-    app()
+    main()
