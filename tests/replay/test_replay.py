@@ -152,18 +152,24 @@ async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, 
     assert "failed permanently" in str(result.replay_failure)
 
 
+async def _replay_on_one_rule(monkeypatch, skips: bool, scenario: str) -> list[str]:
+    """Replay a rules-v2 scenario with the late-recovery rule forced for every subscription;
+    the failures, one per run that did not replay."""
+    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: skips)
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    return [str(result.replay_failure) for path in
+            sorted((HISTORIES / "rules-v2").glob(f"{scenario}-run*.json"))
+            if (result := await replayer.replay_workflow(
+                load(path), raise_on_replay_failure=False)).replay_failure is not None]
+
+
 async def test_applying_the_late_recovery_rule_to_version_1_fails_replay(monkeypatch):
     """The other direction: the rule applied to every subscription, as 7eb1f46 first did
     (without a version), fails a history of a version-1 subscription recovering late
     (rules-v2/v1_unpaid_recovers_late: its recovery charged each missed period; the run that
     recovers is the second, the first continued as new after the declined renewal)."""
-    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: True)
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
-                        workflow_runner=UnsandboxedWorkflowRunner())
-    failures = [str(result.replay_failure) for path in
-                sorted((HISTORIES / "rules-v2").glob("v1_unpaid_recovers_late-run*.json"))
-                if (result := await replayer.replay_workflow(
-                    load(path), raise_on_replay_failure=False)).replay_failure is not None]
+    failures = await _replay_on_one_rule(monkeypatch, True, "v1_unpaid_recovers_late")
     assert failures, "every run replayed on the wrong rule"
     assert any("Nondeterminism" in f or "does not belong" in f for f in failures), failures
 
@@ -172,11 +178,5 @@ async def test_reverting_the_late_recovery_rule_fails_replay(monkeypatch):
     """Rule version 2 (a late recovery from dunning skips the periods that ended without
     access) is in rules-v2/unpaid_recovers_late: on the old rule the recovery does not open
     the period containing now in the same decision, so the commands differ from the history."""
-    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: False)
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
-                        workflow_runner=UnsandboxedWorkflowRunner())
-    failures = [str(result.replay_failure) for path in
-                sorted((HISTORIES / "rules-v2").glob("unpaid_recovers_late-run*.json"))
-                if (result := await replayer.replay_workflow(
-                    load(path), raise_on_replay_failure=False)).replay_failure is not None]
+    failures = await _replay_on_one_rule(monkeypatch, False, "unpaid_recovers_late")
     assert failures and "Nondeterminism error" in failures[0], failures
