@@ -240,11 +240,13 @@ def credits(customer_id: str) -> None:
     from ledger.service import Ledger
 
     from accounts.customers import get_customer
+    from payments import store as payment_records
 
     settings = get_settings()
     engine = get_engine(settings.database_url)
-    if get_customer(engine, customer_id) is None:
-        _fail(f"no customer {customer_id}", 1)
+    if (get_customer(engine, customer_id) is None
+            and payment_records.get_customer(engine, customer_id) is None):
+        _fail(f"no customer {customer_id}", 1)  # neither an account nor a payer of ours
     ledger = Ledger(engine, settings.credits)
     _print(ledger.balances(customer_id, datetime.now(UTC)).model_dump(mode="json"))
 
