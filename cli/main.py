@@ -330,13 +330,12 @@ def demo(
 def _one_line(err: BaseException) -> str:
     """What went wrong, in one line an operator can act on (never a traceback)."""
     settings = get_settings()
-    if isinstance(err, RPCError):
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return f"not found: {' '.join(err.message.split())}"
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return (f"cannot reach Temporal at {settings.temporal.address}: is `make dev` "
-                    "(or the deployment) running?")
-    if isinstance(err, RuntimeError) and "Failed client connect" in str(err):
+    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+        return f"not found: {' '.join(err.message.split())}"
+    unreachable = (isinstance(err, RPCError) and err.status in (
+        RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)) or (
+        isinstance(err, RuntimeError) and "Failed client connect" in str(err))
+    if unreachable:
         return (f"cannot reach Temporal at {settings.temporal.address}: is `make dev` "
                 "(or the deployment) running?")
     if isinstance(err, OperationalError):

@@ -619,6 +619,14 @@ def _in_trial(state: SubscriptionState) -> bool:
             and state.current_period_end == state.trial_end)
 
 
+def ended_refusal(request: Request) -> RequestRefused:
+    """The answer to a request that reaches a subscription after it ended (D4): queued behind
+    the end inside the workflow, or sent once the workflow has completed."""
+    message = (ENDED_MESSAGE if isinstance(request, Reactivate)
+               else "the subscription has already ended")
+    return RequestRefused("subscription_ended", message)
+
+
 def _refuse_if_ended(state: SubscriptionState, action: str) -> None:
     if state.ended:
         if action == "reactivate":

@@ -32,9 +32,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from domain.errors import RequestInvalid, RequestRefused
-from domain.lifecycle import ENDED_MESSAGE, NewSubscription
+from domain import lifecycle
+from domain.lifecycle import NewSubscription
 from domain.model import BillingPolicy, Event, RetentionOffer, SubscriptionState
-from domain.requests import Reactivate, Request
+from domain.requests import Request
 from workflows import contract
 from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
@@ -188,7 +189,7 @@ async def send(client: Client, subscription_id: str, request: Request,
             raise refusal_from(err.cause) from None
         except RPCError:
             if await closed(client, subscription_id, timeout):  # ended (D4)
-                raise ended(request) from None
+                raise lifecycle.ended_refusal(request) from None
             raise
 
 
@@ -202,15 +203,8 @@ async def signal(client: Client, subscription_id: str, request: Request, *,
             await h.signal(request.kind, request, rpc_timeout=timeout)
         except RPCError:
             if await closed(client, subscription_id, timeout):
-                raise ended(request) from None
+                raise lifecycle.ended_refusal(request) from None
             raise
-
-
-def ended(request: Request) -> RequestRefused:
-    """The refusal of any request to a subscription that has ended (D4)."""
-    message = (ENDED_MESSAGE if isinstance(request, Reactivate)
-               else "the subscription has already ended")
-    return RequestRefused("subscription_ended", message)
 
 
 def refusal_from(cause: BaseException | None) -> RequestRefused:

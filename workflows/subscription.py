@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.errors import RequestInvalid, RequestRefused
     from domain.model import Event, SubscriptionState
-    from domain.requests import Reactivate, Request, Retry
+    from domain.requests import Request, Retry
     from workflows import contract
     from workflows.failures import call_failed
     from workflows.stripe_calls import (HEARTBEAT_TIMEOUT, STRIPE_ACTIVITIES,
@@ -147,9 +147,7 @@ class SubscriptionWorkflow:
             self.idle = False
         # Ended: answer anything still queued (it is refused: the subscription is over).
         for item in self.inbox:
-            self._refuse(item, RequestRefused("subscription_ended", lifecycle.ENDED_MESSAGE
-                                              if isinstance(item.request, Reactivate) else
-                                              "the subscription has already ended"))
+            self._refuse(item, lifecycle.ended_refusal(item.request))
         self.inbox.clear()
         self._sync_search_attributes()
         self.idle = True

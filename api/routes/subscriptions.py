@@ -52,6 +52,7 @@ from api.schemas.subscriptions import (
 from api.scope import (
     live_state,
     organization_for,
+    visible,
     visible_customer,
     visible_state,
     visible_view,
@@ -112,8 +113,7 @@ async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
         state = await visible_state(client, principal, subscription_id, deadline)
     except DeadlineExceeded as err:  # started or not: the same key (or a GET) finds out
         raise temporal_timeout(subscription=subscription_id) from err
-    if not principal.can_see(state.organization_id):
-        raise not_found("subscription", subscription_id)
+    visible(principal, "subscription", subscription_id, state)
     if (state.customer_id, state.plan.id) != (customer.id, plan.id):
         raise ApiProblem(409, "request-refused", "this Idempotency-Key was already used "
                          "for a different subscription", code="idempotency_key_reused")
@@ -156,13 +156,11 @@ async def get_subscription(subscription_id: SubscriptionId, principal: Principal
     """The live state, read from the subscription's workflow (for an ended subscription whose
     workflow history the server no longer keeps, the read model's last state)."""
     state = await live_state(client, subscription_id, deadline)
-    if state is not None and principal.can_see(state.organization_id):
-        return SubscriptionResource.from_state(state, now)
-    view = None if state else await run_in_threadpool(eventlog.get_view, engine,
-                                                      subscription_id)
-    if view is None or not principal.can_see(view.organization_id):
-        raise not_found("subscription", subscription_id)
-    return SubscriptionResource.from_view(view, now)
+    if state is not None:
+        return SubscriptionResource.from_state(
+            visible(principal, "subscription", subscription_id, state), now)
+    return SubscriptionResource.from_view(
+        await visible_view(engine, principal, subscription_id), now)
 
 
 class _Updates:
@@ -185,7 +183,7 @@ class _Updates:
                 raise
             # Listed but unknown to Temporal: an ended subscription whose history is gone.
             if view.status == Status.CANCELED:
-                raise client_ops.ended(request) from err
+                raise lifecycle.ended_refusal(request) from err
             raise not_found("subscription", subscription_id) from err
         return SubscriptionResource.from_state(state, now)
 
@@ -329,8 +327,8 @@ async def list_subscription_events(
     view = await run_in_threadpool(eventlog.get_view, engine, subscription_id)
     if view is None:  # started outside the API and its first task has not run yet
         await visible_state(client, principal, subscription_id, deadline)
-    elif not principal.can_see(view.organization_id):
-        raise not_found("subscription", subscription_id)
+    else:
+        visible(principal, "subscription", subscription_id, view)
     after = 0
     if starting_after is not None:
         prefix = f"evt_{subscription_id}_"
