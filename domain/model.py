@@ -157,6 +157,14 @@ class Event(Frozen):
     previous_attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+def access(status: Status, grace_until: datetime | None, now: datetime) -> bool:
+    """Whether paid features are available: the statuses with access, and past_due until the
+    grace period ends (D9). From the facts alone, so the read model answers as the state does."""
+    if status in WITH_ACCESS:
+        return True
+    return status == Status.PAST_DUE and grace_until is not None and now < grace_until
+
+
 class SubscriptionState(Frozen):
     """``rules`` is the version of the rules this subscription runs under
     (domain.lifecycle.RULES names each version's change). A state carried from code that did
@@ -225,11 +233,7 @@ class SubscriptionState(Frozen):
 
     def has_access(self, now: datetime) -> bool:
         """Paid features are available (D2: a scheduled cancel keeps access; D9: grace)."""
-        if self.status in WITH_ACCESS:
-            return True
-        if self.status == Status.PAST_DUE and self.dunning is not None:
-            return now < self.dunning.grace_until
-        return False
+        return access(self.status, self.dunning.grace_until if self.dunning else None, now)
 
     @property
     def renewal(self) -> tuple[str, datetime] | None:

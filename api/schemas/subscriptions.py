@@ -23,10 +23,10 @@ from pydantic_core import PydanticCustomError
 
 from domain.model import (
     CancelMode,
+    access,
     PauseMode,
     RefundMode,
     ResumeAnchor,
-    WITH_ACCESS,
     Status,
     SubscriptionState,
 )
@@ -172,10 +172,7 @@ class SubscriptionResource(BaseModel):
             ended_at=view.ended_at, cancellation_details=view.cancellation_details,
             pause_collection=view.pause_collection, pending_plan=view.pending_plan_id,
             discount=view.discount,
-            # SubscriptionState.has_access, from the stored inputs (D2, D9 grace).
-            has_access=status in WITH_ACCESS or (
-                status == Status.PAST_DUE and view.grace_until is not None
-                and now < view.grace_until),
+            has_access=access(status, view.grace_until, now),
             renewal=Renewal(line=view.renewal_line, date=view.renewal_date),
             hold=view.hold)
 
