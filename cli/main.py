@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -113,14 +114,19 @@ def show(subscription_id: str) -> None:
 HELD_QUERY = f'{contract.HELD.name} = true AND ExecutionStatus = "Running"'
 
 
+async def _held_ids(client) -> AsyncIterator[str]:
+    """The ids of the subscriptions the visibility store lists as held."""
+    async for wf in client.list_workflows(HELD_QUERY):
+        yield contract.subscription_id_of(wf.id)
+
+
 @app.command()
 def held() -> None:
     """Subscriptions waiting for an operator's retry, with what failed and why."""
     async def go() -> list[str]:
         client = await connect(get_settings())
         lines = []
-        async for wf in client.list_workflows(HELD_QUERY):
-            sub_id = contract.subscription_id_of(wf.id)
+        async for sub_id in _held_ids(client):
             hold = (await client_ops.get_state(client, sub_id)).hold
             if hold is not None:
                 lines.append(f"{sub_id:24} {hold.code:24} {hold.activity:24} "
@@ -141,16 +147,14 @@ def retry(subscription_id: Annotated[str | None, typer.Argument()] = None,
 
     Same idempotency key: nothing that already succeeded happens twice."""
     if (subscription_id is None) == (not all_held):
-        typer.secho("name a subscription id or pass --all-held (not both)", fg="red", err=True)
-        _exit(2)
+        _fail("name a subscription id or pass --all-held (not both)", 2)
     if subscription_id is not None:
         _run(_send(subscription_id, Retry(requested_by=OPERATOR)))
 
     async def go() -> int:
         client = await connect(get_settings())
         failed = 0
-        async for wf in client.list_workflows(HELD_QUERY):
-            sub_id = contract.subscription_id_of(wf.id)
+        async for sub_id in _held_ids(client):
             try:
                 state = await client_ops.send(client, sub_id, Retry(requested_by=OPERATOR))
                 typer.echo(f"{sub_id}: retried, now {state.status.value}")
