@@ -25,6 +25,7 @@ PYTEST_XDIST ?= 3
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 worker: $(STAMP)

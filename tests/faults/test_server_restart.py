@@ -31,7 +31,7 @@ from workflows.subscription import SubscriptionWorkflow
 
 pytestmark = pytest.mark.temporal
 
-PERIOD = 6  # seconds: the server is down and back well before the renewal is due
+PERIOD = 15  # seconds: the server is down and back before the renewal is due, even on a busy machine
 PLAN = Plan(id="restart-fast", name="Fast", amount=900, currency="usd", interval="second",
             interval_count=PERIOD, included_credits=70)
 
@@ -98,7 +98,14 @@ async def test_server_killed_and_restarted_on_its_file(tmp_path, localstripe_url
             server.kill()
             server.start()  # same file, same port: the worker's client reconnects by itself
             await server.connect()
-            assert await client_ops.get_state(client, sub_id) == before  # nothing lost
+            after = await client_ops.get_state(client, sub_id)
+            # Nothing lost. On a loaded machine the renewal may already have begun, so the state
+            # after the restart is `before` or a later state that still holds all of its events.
+            kept = {e.id: e for e in after.recent_events}
+            assert after.event_seq >= before.event_seq
+            assert all(kept.get(e.id) == e for e in before.recent_events)
+            if after.event_seq == before.event_seq and after.awaiting_charge is None:
+                assert after == before
 
             renewed = await wait_for(client, sub_id, lambda s: s.period_index >= 1
                                      and s.awaiting_charge is None, timeout=PERIOD + 20)
