@@ -119,8 +119,9 @@ async def test_one_cancel_call_is_one_trace(traced_api: httpx.AsyncClient, org: 
 
 
 def test_tracing_is_off_unless_enabled(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
-    assert Settings().tracing.enabled is False
+    monkeypatch.delenv("SUBS_TRACING__ENABLED", raising=False)
+    assert Settings(_env_file=None).tracing.enabled is False
     assert start(TracingSettings(), "x", get_engine(sqlite_url)) is None
     monkeypatch.setenv("SUBS_TRACING__ENABLED", "true")
     monkeypatch.setenv("SUBS_TRACING__EXPORTER", "console")
-    assert Settings().tracing == TracingSettings(enabled=True, exporter="console")
+    assert Settings(_env_file=None).tracing == TracingSettings(enabled=True, exporter="console")
