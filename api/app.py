@@ -2,7 +2,9 @@
 
 One Temporal client per process: the lifespan connects it once and keeps it on ``app.state``
 (every request shares its connection); tests inject the time-skipping server's client, a
-clock and, if they want, their own payment and ledger services.
+clock and, if they want, their own payment and ledger services. With settings.tracing on (or
+a ``tracing`` passed in) every request is a trace that the Temporal client carries on
+(workflows.telemetry, README "Tracing").
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
@@ -37,6 +41,8 @@ from payments.service import PaymentService
 from store.engine import get_engine
 from store.migrate import upgrade
 from workflows.connection import connect
+from workflows.telemetry import Tracing
+from workflows.telemetry import start as start_tracing
 
 log = logging.getLogger("api")
 
@@ -58,20 +64,23 @@ async def wall_clock() -> datetime:
 
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
                clock: Clock | None = None, payments: PaymentService | None = None,
-               ledger: Ledger | None = None) -> FastAPI:
+               ledger: Ledger | None = None, tracing: Tracing | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = get_engine(settings.database_url)
+    tracing = tracing or start_tracing(settings.tracing, "subscription-engine-api", engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await run_in_threadpool(upgrade, settings.database_url)
         if app.state.temporal is None:
-            app.state.temporal = await connect(settings)
+            app.state.temporal = await connect(settings, tracing=tracing)
             log.info("connected to Temporal at %s", settings.temporal.address)
         yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline package's own copies (/docs, /redoc):
+    # FastAPI's default pages load them from a CDN and stay blank without the internet.
+    app = FastAPIOffline(
         title="Subscription engine API", version="1.0.0", description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[
@@ -95,6 +104,10 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     problems.install(app)
     outages.install(app)
     observability.install(app)
+    if tracing:
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=tracing.provider,
+                                           excluded_urls="/metrics",
+                                           exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements):
         app.include_router(module.router)

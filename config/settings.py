@@ -127,6 +127,18 @@ class NotificationSettings(BaseModel):
     batch_size: int = 20
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces of the API and the worker (README "Tracing"); off by default."""
+
+    enabled: bool = False
+    # "otlp": OTLP over HTTP (protobuf) to otlp_endpoint, batched; "console": one JSON
+    # document per span on stdout (a quick look without a collector).
+    exporter: Literal["otlp", "console"] = "otlp"
+    otlp_endpoint: str = "http://localhost:4318/v1/traces"
+    # service.name of the spans; empty: subscription-engine-api / subscription-engine-worker.
+    service_name: str | None = Field(default=None, min_length=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -145,6 +157,7 @@ class Settings(BaseSettings):
     # per deploy (docker-compose.yml), so a schema change never happens under running code.
     migrate_on_start: bool = True
     reconcile: ReconcileSettings = ReconcileSettings()
+    tracing: TracingSettings = TracingSettings()
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"

@@ -37,6 +37,7 @@ from workflows.logs import configure as configure_logging
 from workflows.reconcile import ReconcilePaymentsWorkflow
 from workflows.schedules import ensure_reconcile_schedule
 from workflows.subscription import SubscriptionWorkflow
+from workflows.telemetry import start as start_tracing
 
 log = logging.getLogger("workers")
 WORKFLOWS = [SubscriptionWorkflow, CreditPurchaseWorkflow, ReconcilePaymentsWorkflow]
@@ -107,7 +108,9 @@ async def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     if settings.migrate_on_start:
         upgrade(settings.database_url)
-    client = await connect(settings, worker_runtime(settings))
+    tracing = start_tracing(settings.tracing, "subscription-engine-worker",
+                            get_engine(settings.database_url))
+    client = await connect(settings, worker_runtime(settings), tracing)
     try:
         await ensure_reconcile_schedule(client, settings)
     except RPCError as err:  # the worker's own work does not depend on it
@@ -127,6 +130,8 @@ async def main() -> None:
                         if settings.worker_metrics_address else None})
         await stop.wait()
     await dispatcher
+    if tracing:
+        tracing.shutdown()
     log.info("worker stopped")
 
 

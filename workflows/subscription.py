@@ -22,6 +22,8 @@ from temporalio.common import (RawValue, RetryPolicy, SearchAttributePair,
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from opentelemetry.context import Context
+
     from activities.types import (
         ChargeRequest,
         ChargeResult,
@@ -54,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestInvalid, RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Request, Retry
-    from workflows import contract
+    from workflows import contract, tracing
     from workflows.failures import call_failed
     from workflows.stripe_calls import (HEARTBEAT_TIMEOUT, STRIPE_ACTIVITIES,
                                         STRIPE_ACTIVITY_TIMEOUT)
@@ -93,6 +95,7 @@ class _Inbox:
     done: bool = False
     result: SubscriptionState | None = None
     error: RequestRefused | None = None
+    trace: Context | None = None  # the caller's trace (workflows.tracing)
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -189,13 +192,14 @@ class SubscriptionWorkflow:
             await self._apply(decision)
 
     async def _handle(self, item: _Inbox) -> None:
-        try:
-            decision = lifecycle.handle(self.state, item.request, workflow.now())
-        except RequestRefused as refused:
-            self._refuse(item, refused)
-            return
-        await self._apply(decision)
-        item.result, item.done = self.state, True
+        with tracing.resumed(item.trace):  # its activities join the caller's trace
+            try:
+                decision = lifecycle.handle(self.state, item.request, workflow.now())
+            except RequestRefused as refused:
+                self._refuse(item, refused)
+                return
+            await self._apply(decision)
+            item.result, item.done = self.state, True
 
     def _refuse(self, item: _Inbox, refused: RequestRefused) -> None:
         item.error, item.done = refused, True
@@ -449,7 +453,7 @@ class SubscriptionWorkflow:
         except RequestRefused as refused:
             self._reject_signal(name, refused)
             return
-        self.inbox.append(_Inbox(request, wait=False))
+        self.inbox.append(_Inbox(request, wait=False, trace=tracing.carry()))
 
     @workflow.update(dynamic=True)
     async def on_update(self, name: str, args: Sequence[RawValue]) -> SubscriptionState:
@@ -487,7 +491,7 @@ class SubscriptionWorkflow:
             message=refused.message)])[-REJECTED_KEPT:]
 
     async def _submit(self, request: Request) -> SubscriptionState:
-        item = _Inbox(request, wait=True)
+        item = _Inbox(request, wait=True, trace=tracing.carry())
         self.inbox.append(item)
         await workflow.wait_condition(lambda: item.done)
         if item.error is not None:

@@ -1,0 +1,120 @@
+"""Headless Chromium for browser tests: Debian's own (``scripts/ensure-chromium.sh``, which
+``make test`` runs) driven by Playwright from PyPI. No browser is downloaded (never run
+``playwright install``); without Chromium the tests skip and say why.
+
+``served(app)`` serves an ASGI app on a free local port for it; ``chromium()`` gives a Browser; ``offline_context()`` a fresh context (its own profile)
+whose requests to anything but this machine are aborted and recorded, so a page that still
+reaches for a CDN fails visibly instead of passing on a machine that happens to be online.
+Fixtures ``browser`` and ``offline_page``: import them into a test module (``from
+tests.support.browser import browser, offline_page  # noqa: F401``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+if TYPE_CHECKING:  # imported lazily below, so a machine without it skips instead of erroring
+    from playwright.async_api import Browser, BrowserContext, Page, Route
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Not committed (.gitignore: var/): look at them after a run.
+SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+# Headless, no sandbox (root in CI), and none of Chromium's own traffic (updates, sync,
+# field trials, QUIC probes). Playwright gives each launch a fresh temporary profile
+# (its own --user-data-dir).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """The system Chromium under Playwright; skips the test when either is missing."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium on this machine: `bash scripts/ensure-chromium.sh` "
+                    "installs Debian's package")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install -e '.[dev]')")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=FLAGS,
+                                                   headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@asynccontextmanager
+async def offline_context(browser: Browser, **options) -> AsyncIterator[BrowserContext]:
+    """A fresh context where only this machine answers; ``context.blocked`` lists the URLs
+    of every request that tried to leave it (``options`` go to ``new_context``)."""
+    context = await browser.new_context(service_workers="block", **options)
+    context.blocked = []
+
+    async def only_local(route: Route) -> None:
+        url = route.request.url
+        if urlsplit(url).scheme in ("data", "blob") or urlsplit(url).hostname in LOCAL_HOSTS:
+            await route.continue_()
+        else:
+            context.blocked.append(url)
+            await route.abort("internetdisconnected")
+
+    await context.route("**/*", only_local)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@asynccontextmanager
+async def served(app) -> AsyncIterator[str]:
+    """``app`` over real HTTP on 127.0.0.1 (uvicorn in this event loop, no lifespan: the test
+    wires the app); yields its base URL. The socket listens before the server task starts,
+    so the first request simply waits in the backlog."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning",
+                                           access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def offline_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in an offline_context; ``page.context.blocked`` lists what was refused."""
+    async with offline_context(browser, viewport={"width": 1280, "height": 2000}) as context:
+        yield await context.new_page()
