@@ -430,7 +430,11 @@ class SubscriptionWorkflow:
             f"period {s.current_period_start.isoformat()} → {s.current_period_end.isoformat()}"
             + (f"\n\n{s.renewal_line}" if s.renewal_line else "")
             + (f"\n\ndunning: attempt {s.dunning.attempts}, next retry "
-               f"{s.dunning.next_retry_at}" if s.dunning else "")
+               f"{s.dunning.next_retry_at}" if s.dunning and not s.dunning.requires else "")
+            + (f"\n\ndunning: attempt {s.dunning.attempts} declined "
+               f"({s.dunning.last_decline_code}), not retried: waiting for the customer "
+               f"({s.dunning.requires}) until {s.dunning.ends_at}"
+               if s.dunning and s.dunning.requires else "")
             + (f"\n\n**held** since {s.hold.since.isoformat()}: `{s.hold.activity}` failed "
                f"({s.hold.code}): {s.hold.message}\n\nfix the cause, then send the `retry` "
                f"signal or `subs retry {s.id}`" if s.hold else ""))
