@@ -125,6 +125,10 @@ class NotificationSettings(BaseModel):
     max_attempts: int = 20
     poll_interval_seconds: float = 1.0
     batch_size: int = 20
+    # D9 (rule version 3): where a customer adds a new payment method or confirms a payment
+    # (3-D Secure), written into the emails that ask them to; ``{subscription}`` and
+    # ``{customer}`` are filled in. None: the emails give the instructions without a link.
+    payment_link: str | None = None
 
 
 class TracingSettings(BaseModel):

@@ -39,6 +39,7 @@ from domain.commands import (
     Refund,
     UnlockPurchasedCredits,
 )
+from domain.declines import DeclineKind, classify
 from domain.errors import RequestInvalid, RequestRefused
 from domain.model import (
     SYSTEM,
@@ -75,6 +76,9 @@ RULES = {
        "that ended meanwhile, back to back",
     2: "a late recovery from dunning charges once, for the period containing now; the periods "
        "that ended without access are skipped (D9)",
+    3: "decline-aware dunning: a hard decline (domain.declines) skips the remaining retries "
+       "and waits for a new payment method; one needing authentication (3-D Secure) asks the "
+       "customer to act instead of retrying; the final action applies when that wait ends (D9)",
 }
 CURRENT_RULES = max(RULES)
 
@@ -358,18 +362,24 @@ def skips_missed_periods(state: SubscriptionState) -> bool:
     return state.rules >= 2
 
 
-def rules_upgradable(state: SubscriptionState) -> bool:
-    """A safe point to move to the current rules: an older version, and nothing in progress
-    that the versions decide differently (today: no dunning, no charge in flight, no hold).
-    The shell asks at continue-as-new, which follows a paid renewal."""
-    return (state.rules < CURRENT_RULES and state.dunning is None
+def decline_aware(state: SubscriptionState) -> bool:
+    """Rule version 3: what a decline does depends on its kind (domain.declines)."""
+    return state.rules >= 3
+
+
+def rules_upgradable(state: SubscriptionState, to: int = CURRENT_RULES) -> bool:
+    """A safe point to move to rule version ``to``: an older version, and nothing in progress
+    that the versions decide differently (versions 2 and 3 change dunning only: no dunning, no
+    charge in flight, no hold). The shell asks at continue-as-new, which follows a paid
+    renewal, with the newest version its history allows."""
+    return (state.rules < to and state.dunning is None
             and state.awaiting_charge is None and state.hold is None)
 
 
-def upgrade_rules(state: SubscriptionState) -> SubscriptionState:
-    """The state on the current rules (call only where ``rules_upgradable``)."""
-    assert rules_upgradable(state), "not a safe point to change rule versions"
-    return state.model_copy(update={"rules": CURRENT_RULES})
+def upgrade_rules(state: SubscriptionState, to: int = CURRENT_RULES) -> SubscriptionState:
+    """The state on rule version ``to`` (call only where ``rules_upgradable``)."""
+    assert to in RULES and rules_upgradable(state, to), "not a safe point to change versions"
+    return state.model_copy(update={"rules": to})
 
 
 def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
@@ -378,6 +388,9 @@ def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) 
         else None
     attempts = (previous.attempts if previous else 0) + 1
     first_period = state.status == Status.INCOMPLETE
+    kind = classify(outcome.decline_code) if decline_aware(state) else DeclineKind.SOFT
+    if kind != DeclineKind.SOFT and attempts < policy.max_attempts:
+        return _wait_for_customer(state, outcome, now, kind, attempts, previous)
     failed = _emit(state.model_copy(update={"awaiting_charge": None}), "invoice.payment_failed",
                    now, None, {"attempt": attempts, "decline_code": outcome.decline_code})
     state_f = failed.state
@@ -403,6 +416,49 @@ def _declined(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) 
                            grace_until=grace_until, last_decline_code=outcome.decline_code),
     })
     return failed.then(_updated(state_f, after, now, None))
+
+
+def _wait_for_customer(state: SubscriptionState, outcome: PaymentOutcome, now: datetime,
+                       kind: DeclineKind, attempts: int, previous: Dunning | None) -> Decision:
+    """Rule version 3: a hard decline, or one needing authentication, is never retried on the
+    schedule: the same card would fail the same way (and card networks fine merchants that
+    retry hard declines). The subscription waits for a new payment method, which retries at
+    once (D9), until the grace period ends, or, if that comes first, the time the schedule
+    would have retried: the customer never has less time than a soft decline gives. Then the
+    final action applies. A hard decline emits ``invoice.payment_failed``, one needing
+    authentication ``invoice.payment_action_required`` (Stripe's names); both carry
+    ``payment_required`` in the snapshot, which the emails are written from."""
+    policy = state.policy
+    first_period = state.status == Status.INCOMPLETE
+    grace_until = previous.grace_until if previous else (
+        now if first_period else state.current_period_start + policy.grace_period)
+    requires = "payment_method" if kind == DeclineKind.HARD else "authentication"
+    after = state.model_copy(update={
+        "awaiting_charge": None,
+        "status": Status.INCOMPLETE if first_period else Status.PAST_DUE,
+        "dunning": Dunning(period_key=state.period_key, attempts=attempts, next_retry_at=None,
+                           grace_until=grace_until, last_decline_code=outcome.decline_code,
+                           requires=requires,
+                           ends_at=max(grace_until, now + policy.retry_delays[attempts - 1])),
+    })
+    event = ("invoice.payment_failed" if kind == DeclineKind.HARD
+             else "invoice.payment_action_required")
+    failed = _emit(after, event, now, None, {"attempt": attempts,
+                                             "decline_code": outcome.decline_code})
+    return failed.then(_updated(state, failed.state, now, None))
+
+
+def _wait_ends(state: SubscriptionState, at: datetime) -> Decision:
+    """Rule version 3: no new payment method came while the subscription waited for one; the
+    final action applies as after the last retry (a first payment always cancels)."""
+    assert state.dunning is not None
+    if state.policy.final_action == "unpaid" and state.status != Status.INCOMPLETE:
+        after = state.model_copy(update={
+            "status": Status.UNPAID,
+            "dunning": state.dunning.model_copy(update={"ends_at": None})})
+        return _updated(state, after, at, None)
+    cancellation = Cancellation(mode="immediately", reason="payment_failed", requested_by=SYSTEM)
+    return _end(state, at, cancellation, request=None, scheduled=False)
 
 
 def _retry(state: SubscriptionState, at: datetime) -> Decision:
@@ -558,6 +614,8 @@ def next_wakeup(state: SubscriptionState) -> datetime | None:
     if state.status in (Status.PAST_DUE, Status.INCOMPLETE):
         if state.dunning and state.dunning.next_retry_at:
             moments.append(state.dunning.next_retry_at)
+        elif state.dunning and state.dunning.ends_at:  # rule version 3: waiting for the customer
+            moments.append(state.dunning.ends_at)
     elif state.status in (Status.ACTIVE, Status.NON_RENEWING, Status.TRIALING):
         moments.append(state.current_period_end)
     elif state.status == Status.PAUSED and state.pause is not None:
@@ -579,6 +637,9 @@ def _step(state: SubscriptionState, now: datetime) -> Decision | None:
         assert state.cancellation is not None
         return _end(state, state.cancel_at, state.cancellation, request=None, scheduled=True)
     if state.status in (Status.PAST_DUE, Status.INCOMPLETE):
+        assert state.dunning is not None
+        if state.dunning.next_retry_at is None:  # rule version 3: the wait for the customer
+            return _wait_ends(state, due)
         return _retry(state, due)
     if state.status == Status.TRIALING:
         switched = _switch_plan(state, due)  # anchored at trial_end: a new term starts there

@@ -76,13 +76,18 @@ class Pausing(Frozen):
 
 
 class Dunning(Frozen):
-    """The retry state of an unpaid period (D9)."""
+    """The retry state of an unpaid period (D9). Rule version 3: after a hard decline
+    (``requires="payment_method"``) or one needing the customer (``"authentication"``) nothing
+    is retried on a schedule; the subscription waits for a new payment method until
+    ``ends_at``, where the final action applies (domain.declines)."""
 
     period_key: str
     attempts: int  # failed attempts so far
     next_retry_at: datetime | None
     grace_until: datetime
     last_decline_code: str | None = None
+    requires: Literal["payment_method", "authentication"] | None = None
+    ends_at: datetime | None = None
 
 
 class Hold(Frozen):
@@ -265,7 +270,8 @@ class SubscriptionState(Frozen):
         """The object carried by events: the fields a webhook consumer needs, and every fact
         the API shows (the read model is built from it). ``pause_collection`` (Stripe's name)
         appears only while a pause is set, ``grace_until`` only while past due (it moves
-        with the status, so it never makes an event of its own), ``hold`` only while held."""
+        with the status, so it never makes an event of its own), ``hold`` only while held,
+        ``payment_required`` only while a decline waits for the customer (rule version 3)."""
         renewal = self.renewal
         snap = {
             "id": self.id,
@@ -302,6 +308,12 @@ class SubscriptionState(Frozen):
         if self.discount is not None:  # Stripe's name for a coupon applied to a subscription
             snap["discount"] = {"percent_off": self.discount.offer.percent_off,
                                 "periods_left": self.discount.periods_left}
+        if self.dunning is not None and self.dunning.requires is not None:
+            # Rule version 3: what the customer must do before anything is charged again.
+            snap["payment_required"] = {
+                "reason": self.dunning.requires,
+                "decline_code": self.dunning.last_decline_code,
+                "until": self.dunning.ends_at.isoformat() if self.dunning.ends_at else None}
         if self.status == Status.PAST_DUE and self.dunning is not None:
             snap["grace_until"] = self.dunning.grace_until.isoformat()  # D9: has_access
         if self.hold is not None:

@@ -7,7 +7,10 @@ the organization's webhook endpoints, so the rules are unit-tested without a dat
 - an immediate cancellation by a request: a confirmation that access ended;
 - a scheduled cancellation taking effect: an "ended" email;
 - an automatic cancellation (dunning exhausted, D9): an auto-cancel email;
-- a failed payment: a payment-failed email.
+- a failed payment: a payment-failed email ("we will retry it"); under rule version 3 a hard
+  decline instead asks for a new payment method by the date the wait ends, and a payment
+  needing authentication (``invoice.payment_action_required``) tells the customer what to do,
+  with the payment link when one is configured (D9, domain.declines).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from notifications.messages import render
 UPDATED = "customer.subscription.updated"
 DELETED = "customer.subscription.deleted"
 PAYMENT_FAILED = "invoice.payment_failed"
+ACTION_REQUIRED = "invoice.payment_action_required"
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,14 @@ def email_kinds(event: Event) -> list[tuple[str, datetime]]:
         if reason in (None, "cancellation_requested"):
             return [("subscription_ended", ended)]
         return [("auto_cancel", ended)]
-    if event.type == PAYMENT_FAILED:
-        return [("payment_failed", event.created)]
+    if event.type in (PAYMENT_FAILED, ACTION_REQUIRED):
+        required = data.get("payment_required")
+        if required is None:
+            return [("payment_failed", event.created)]
+        until = _when(required.get("until")) or event.created
+        kind = "payment_method_required" if required.get("reason") == "payment_method" \
+            else "payment_action_required"
+        return [(kind, until)]
     return []
 
 
@@ -73,7 +83,9 @@ def webhook_event(event: Event) -> dict[str, Any]:
 
 
 def derive(event: Event, *, email: str | None, endpoint_ids: list[str],
-           ending_notice: timedelta) -> list[Message]:
+           ending_notice: timedelta, payment_link: str | None = None) -> list[Message]:
+    """``payment_link``: where a customer fixes a payment (``{subscription}`` and
+    ``{customer}`` are filled in), written into the emails that ask them to act."""
     messages = [
         Message(kind="webhook", channel="webhook", recipient=endpoint_id, due=event.created,
                 payload={"event": webhook_event(event)})
@@ -85,5 +97,5 @@ def derive(event: Event, *, email: str | None, endpoint_ids: list[str],
         due = max(about - ending_notice, event.created) if kind == "ending_notice" \
             else event.created
         messages.append(Message(kind=kind, channel="email", recipient=email, due=due,
-                                payload=render(kind, event, about)))
+                                payload=render(kind, event, about, payment_link)))
     return messages

@@ -13,7 +13,14 @@ def _date(value: datetime) -> str:
     return value.strftime("%B %-d, %Y at %H:%M:%S UTC")
 
 
-def render(kind: str, event: Event, about: datetime) -> dict[str, Any]:
+def _link(template: str | None, data: dict[str, Any]) -> str:
+    if not template:
+        return ""
+    return " " + template.format(subscription=data["id"], customer=data.get("customer", ""))
+
+
+def render(kind: str, event: Event, about: datetime,
+           payment_link: str | None = None) -> dict[str, Any]:
     data = event.data
     sub, plan = data["id"], data.get("plan")
     if kind == "cancel_confirmation" and event.type.endswith(".deleted"):
@@ -42,6 +49,22 @@ def render(kind: str, event: Event, about: datetime) -> dict[str, Any]:
         body = (f"The payment for your subscription {sub} ({plan}) failed"
                 f"{f' (attempt {attempt})' if attempt else ''}. Please update your payment "
                 "method; we will retry it.")
+    elif kind == "payment_method_required":
+        subject = "Your card was declined: please add a new payment method"
+        code = (data.get("payment_required") or {}).get("decline_code")
+        body = (f"The payment for your subscription {sub} ({plan}) was declined by your bank"
+                f"{f' ({code})' if code else ''}, and this card cannot be charged again: we "
+                f"will not retry it. Add a new payment method before {_date(about)} and we "
+                "will charge it at once; otherwise the subscription ends then."
+                f"{' Add it here:' + _link(payment_link, data) if payment_link else ''}")
+    elif kind == "payment_action_required":
+        subject = "Action required: confirm your payment"
+        body = (f"Your bank asks you to confirm the payment for your subscription {sub} "
+                f"({plan}) (3-D Secure authentication), so we could not charge it "
+                "automatically and will not retry it until you do. Confirm your card with your "
+                f"bank by adding it again as your payment method before {_date(about)}: we "
+                "will charge it at once. Otherwise the subscription ends then."
+                f"{' Confirm it here:' + _link(payment_link, data) if payment_link else ''}")
     else:
         raise ValueError(f"unknown email kind {kind!r}")
     return {"subject": subject, "text": body, "subscription": sub,

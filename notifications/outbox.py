@@ -38,10 +38,11 @@ def enqueue(session: Session, event: Event, ending_notice: timedelta | None = No
     organization = data.get("organization") or data["customer"]
     endpoint_ids = list(session.exec(select(WebhookEndpoint.id).where(
         WebhookEndpoint.organization_id == organization).order_by(WebhookEndpoint.id)).all())
-    notice = ending_notice if ending_notice is not None \
-        else get_settings().notifications.ending_notice
+    configured = get_settings().notifications
+    notice = ending_notice if ending_notice is not None else configured.ending_notice
     messages = derive(event, email=customer.email if customer else None,
-                      endpoint_ids=endpoint_ids, ending_notice=notice)
+                      endpoint_ids=endpoint_ids, ending_notice=notice,
+                      payment_link=configured.payment_link)
     for m in messages:
         session.add(OutboxMessage(dedupe_key=m.dedupe_key(event.id), event_id=event.id,
                                   kind=m.kind, channel=m.channel, recipient=m.recipient,

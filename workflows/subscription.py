@@ -83,6 +83,9 @@ PATCH_HOLD_ON_FAILED_CALL = "hold-on-failed-call"
 # running one moves to them at continue-as-new after a renewal (a safe point). Histories
 # recorded before this patch replay on version 1, the rules they were recorded with.
 PATCH_RULE_VERSIONS = "rule-versions"
+# Rule version 3 (decline-aware dunning): new subscriptions start on it and running ones move to
+# it at continue-as-new. Histories recorded before this patch keep the version they had.
+PATCH_RULES_V3 = "rules-v3-decline-aware-dunning"
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -121,8 +124,7 @@ class SubscriptionWorkflow:
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
         if self.state is None:
             assert inp.new is not None, "a new subscription or a carried state is required"
-            rules = lifecycle.CURRENT_RULES if workflow.patched(PATCH_RULE_VERSIONS) else 1
-            decision = lifecycle.create(inp.new, workflow.now(), rules)
+            decision = lifecycle.create(inp.new, workflow.now(), self._newest_rules())
             await self._apply(decision)
             self.started_period = self.state.period_index
         while True:
@@ -157,9 +159,19 @@ class SubscriptionWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
+    @staticmethod
+    def _newest_rules() -> int:
+        """The newest rule version this history allows: each version that changes commands
+        came with a patch, so a history recorded before it replays on the rules it had."""
+        if workflow.patched(PATCH_RULES_V3):
+            return 3
+        return 2 if workflow.patched(PATCH_RULE_VERSIONS) else 1
+
     def _continue_as_new(self) -> None:
-        if lifecycle.rules_upgradable(self.state) and workflow.patched(PATCH_RULE_VERSIONS):
-            self.state = lifecycle.upgrade_rules(self.state)
+        if lifecycle.rules_upgradable(self.state):
+            newest = self._newest_rules()
+            if lifecycle.rules_upgradable(self.state, newest):
+                self.state = lifecycle.upgrade_rules(self.state, newest)
         # With Worker Versioning on (README "Worker Versioning"), a run is pinned to the build
         # that started it and the next run starts on the deployment's current build.
         upgrade = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
@@ -422,7 +434,11 @@ class SubscriptionWorkflow:
             f"period {s.current_period_start.isoformat()} → {s.current_period_end.isoformat()}"
             + (f"\n\n{s.renewal_line}" if s.renewal_line else "")
             + (f"\n\ndunning: attempt {s.dunning.attempts}, next retry "
-               f"{s.dunning.next_retry_at}" if s.dunning else "")
+               f"{s.dunning.next_retry_at}" if s.dunning and not s.dunning.requires else "")
+            + (f"\n\ndunning: attempt {s.dunning.attempts} declined "
+               f"({s.dunning.last_decline_code}), not retried: waiting for the customer "
+               f"({s.dunning.requires}) until {s.dunning.ends_at}"
+               if s.dunning and s.dunning.requires else "")
             + (f"\n\n**held** since {s.hold.since.isoformat()}: `{s.hold.activity}` failed "
                f"({s.hold.code}): {s.hold.message}\n\nfix the cause, then send the `retry` "
                f"signal or `subs retry {s.id}`" if s.hold else ""))

@@ -122,3 +122,50 @@ def test_no_address_no_email_but_webhooks_still_go():
     (deleted,) = events(d, mark)
     messages = derive(deleted, email=None, endpoint_ids=["we_a"], ending_notice=NOTICE)
     assert [m.channel for m in messages] == ["webhook"]
+
+
+def _declined_renewal(code: str) -> list:
+    d = Driver.create(at(2026, 1, 10))
+    d.decline_code = code
+    d.script(DECLINE)
+    mark = len(d.log)
+    d.advance(at(2026, 2, 10))
+    return events(d, mark)
+
+
+def test_a_hard_decline_asks_for_a_new_payment_method_by_the_end_of_the_wait():
+    """Rule version 3 (D9): no "we will retry it"; the date the subscription ends without a
+    new card, and the payment link when one is configured."""
+    evs = _declined_renewal("lost_card")
+    (failed,) = [e for e in evs if e.type == "invoice.payment_failed"]
+    (mail,) = emails(failed)
+    assert mail.kind == "payment_method_required"
+    assert mail.payload["about"] == failed.data["payment_required"]["until"]
+    assert "we will not retry it" in mail.payload["text"]
+    assert "February 15, 2026 at 00:00:00 UTC" in mail.payload["text"]  # the grace end
+    assert "lost_card" in mail.payload["text"] and "here:" not in mail.payload["text"]
+    (linked,) = [m for m in derive(failed, email=EMAIL, endpoint_ids=[], ending_notice=NOTICE,
+                                   payment_link="https://pay.example.com/{customer}/{subscription}")
+                 if m.channel == "email"]
+    assert "Add it here: https://pay.example.com/cus_1/sub_1" in linked.payload["text"]
+    assert [m.kind for e in evs if e is not failed for m in emails(e)] == []
+
+
+def test_authentication_required_tells_the_customer_what_to_do():
+    evs = _declined_renewal("authentication_required")
+    assert "invoice.payment_failed" not in [e.type for e in evs]
+    (action,) = [e for e in evs if e.type == "invoice.payment_action_required"]
+    (mail,) = emails(action)
+    assert mail.kind == "payment_action_required"
+    assert mail.payload["subject"] == "Action required: confirm your payment"
+    assert "3-D Secure" in mail.payload["text"] and "will not retry" in mail.payload["text"]
+    (linked,) = derive(action, email=EMAIL, endpoint_ids=[], ending_notice=NOTICE,
+                       payment_link="https://pay.example.com/{subscription}")
+    assert "Confirm it here: https://pay.example.com/sub_1" in linked.payload["text"]
+
+
+def test_a_soft_decline_keeps_the_retry_email():
+    evs = _declined_renewal("insufficient_funds")
+    (failed,) = [e for e in evs if e.type == "invoice.payment_failed"]
+    assert [m.kind for m in emails(failed)] == ["payment_failed"]
+    assert "we will retry it" in emails(failed)[0].payload["text"]

@@ -23,7 +23,10 @@ search attributes upserted on change), ``held`` (a call only an operator can fix
 subscription, PATCH_HOLD_ON_FAILED_CALL; adds the held scenarios) and ``rules-v2`` (the state
 carries its rule version, PATCH_RULE_VERSIONS; adds pause/resume, plan changes, the retention
 offer, the unlock on subscribe, a trial, a scheduled start and the unpaid policy with a late
-recovery). Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
+recovery) and ``rules-v3`` (decline-aware dunning, PATCH_RULES_V3; adds a hard decline that
+waits for a new card until the grace ends, a 3-D Secure decline recovered by a new card, and
+a version-2 subscription whose hard decline is retried on the schedule before it moves to
+version 3). Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
 fail.
 """
 
@@ -67,7 +70,7 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-CURRENT = HISTORIES / "rules-v2"  # the newest generation: where recordings go
+CURRENT = HISTORIES / "rules-v3"  # the newest generation: where recordings go
 MINUTE = timedelta(minutes=1)
 
 
@@ -412,13 +415,91 @@ async def v1_unpaid_recovers_late(run: Run) -> None:
     assert s.rules == lifecycle.CURRENT_RULES, s.rules  # moved on at continue-as-new
 
 
+CARD_3DS = "4000002500003155"  # localstripe: every confirm needs authentication
+LOST_CARD = Fault("POST", "/v1/payment_intents", "status", status=402, path_suffix="/confirm",
+                  error={"type": "card_error", "code": "card_declined",
+                         "decline_code": "lost_card", "message": "Your card was declined."})
+
+
+async def hard_decline(run: Run) -> None:
+    """Rule version 3 (D9): a soft decline at the renewal is retried on the schedule; the
+    retry meets a hard decline (lost_card, through the proxy), which is never retried: the
+    subscription waits for a new card until the grace ends (or the retry it replaced, if
+    later), then is cancelled. The retry runs in the second run (the renewal continued as new),
+    so the wait and the end are decided by one run's commands."""
+    s = await run.start()
+    run.card(CARD_DECLINED)
+    await run.skip_to(s.current_period_end + MINUTE)
+    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
+    assert s.dunning.requires is None and s.dunning.next_retry_at is not None, s
+    run.proxy.inject(LOST_CARD)
+    await run.skip_to(s.dunning.next_retry_at + MINUTE)
+    s = await run.wait(lambda s: s.dunning is not None and s.dunning.attempts == 2
+                       and s.awaiting_charge is None)
+    assert s.dunning.requires == "payment_method" and s.dunning.next_retry_at is None, s
+    await run.skip_to(s.dunning.ends_at + MINUTE)
+    s = await run.wait(lambda s: s.status.value == "canceled")
+    assert s.cancellation.reason == "payment_failed", s
+
+
+async def action_required_recovers(run: Run) -> None:
+    """Rule version 3: a renewal needing 3-D Secure asks the customer to act instead of
+    retrying; a new card (an update) pays at once and the next renewal is charged as usual."""
+    s = await run.start()
+    run.card(CARD_3DS)
+    await run.skip_to(s.current_period_end + MINUTE)
+    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
+    assert s.dunning.requires == "authentication", s
+    run.card(CARD_OK)
+    await client_ops.send(run.client, run.sub_id, PaymentMethodUpdated())
+    await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None)
+    await run.renew()
+
+
+async def v2_hard_decline_retried(run: Run) -> None:
+    """A subscription still on rule version 2 (a run started with the state an older run
+    handed on): a soft decline at the renewal, then a hard one on the retry, which version 2
+    retries on the schedule; that retry pays, and the next renewal's continue-as-new moves it
+    to version 3."""
+    if not run.payments.get_customer(run.customer):
+        run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
+                                     name="Ada")
+    run.card(CARD_OK)
+    now = await run.env.get_current_time()
+    created = lifecycle.create(NewSubscription(
+        id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
+        plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
+        requested_by=Actor(kind="operator", id="replay")), now, rules=2).state
+    paid = lifecycle.apply_outcome(created, PaymentOutcome(
+        idempotency_key=created.awaiting_charge, status="succeeded",
+        amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
+    await run.client.start_workflow(
+        SubscriptionWorkflow.run, SubscriptionInput(state=paid),
+        id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
+    s = await run.wait(lambda s: s.status.value == "active")
+    run.card(CARD_DECLINED)
+    await run.skip_to(s.current_period_end + MINUTE)
+    s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
+    run.proxy.inject(LOST_CARD)
+    await run.skip_to(s.dunning.next_retry_at + MINUTE)
+    s = await run.wait(lambda s: s.dunning is not None and s.dunning.attempts == 2
+                       and s.awaiting_charge is None)
+    assert s.rules == 2 and s.dunning.next_retry_at is not None, s  # retried, as v2 does
+    run.card(CARD_OK)
+    await run.skip_to(s.dunning.next_retry_at + MINUTE)
+    s = await run.wait(lambda s: s.status.value == "active" and s.awaiting_charge is None)
+    s = await run.renew()
+    assert s.rules == lifecycle.CURRENT_RULES, s.rules
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
                             reactivate, postpone, dunning_recovers, dunning_cancels,
                             held_charge, held_refund, pause_now_resume_at, pause_resume_keep,
                             pause_resume_reset, change_plan, change_plan_reactivates,
                             retention_offer, unlock_on_subscribe, trial, scheduled_start,
-                            unpaid_recovers_late, v1_unpaid_recovers_late)
+                            unpaid_recovers_late, v1_unpaid_recovers_late, hard_decline,
+                            action_required_recovers, v2_hard_decline_retried)
 }
 
 

@@ -1,7 +1,8 @@
 """Replay safety: the recorded histories (tests/replay/histories, made by tests/replay/record.py)
 replay against the current SubscriptionWorkflow without a nondeterminism error. Each
 generation (a directory: ``per-write`` recorded before PATCH_BATCHED_EFFECTS, ``batched``
-after, ``held`` with holds, ``rules-v2`` with rule versions) holds the scenarios of its time;
+after, ``held`` with holds, ``rules-v2`` with rule versions, ``rules-v3`` with decline-aware
+dunning) holds the scenarios of its time;
 old generations stay, because subscriptions started then are still running somewhere.
 
 A history stands for a subscription running in production when a new worker version is
@@ -12,13 +13,15 @@ prorated refund, reactivate, postpone into an extension period, dunning that rec
 new card and dunning that ends in the automatic cancel (D1-D9), held charges and refunds, and
 from ``rules-v2`` on pause/resume (D12), plan changes (D11), the retention offer (D14), the
 unlock on subscribe (D16), a trial, a scheduled start (D10) and the unpaid policy with a late
-recovery; test_coverage.py checks that together they send every request and reach every status.
+recovery, and from ``rules-v3`` on a hard decline, a 3-D Secure decline and a version-2
+subscription's hard decline retried on the schedule; test_coverage.py checks that together they send every request and reach every status.
 
 Every history replays twice: unsandboxed, as the worker runs workflows by default
 (settings.workflow_sandbox), and in the SDK's sandbox, which also refuses the I/O, clocks and
 randomness that pass unsandboxed. The tests
 below it show the check has teeth: the same workflow with two commands swapped, or without
-holds, or on the old late-recovery rule, fails on the same histories.
+holds, or on the old late-recovery rule, or with decline-aware dunning reverted or applied to
+version 2, fails on the same histories.
 """
 
 from __future__ import annotations
@@ -36,12 +39,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from domain import lifecycle
 from domain.model import SubscriptionState
 from workflows import contract
-from workflows.subscription import PATCH_RULE_VERSIONS, SubscriptionWorkflow
+from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))
-GENERATIONS = {"per-write", "batched", "held", "rules-v2"}
+GENERATIONS = {"per-write", "batched", "held", "rules-v2", "rules-v3"}
 SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "reactivate",
              "postpone", "dunning_recovers", "dunning_cancels"}
 HELD = {"held_charge", "held_refund"}  # recorded from the ``held`` generation on
@@ -49,8 +52,10 @@ RULES_V2 = {"pause_now_resume_at", "pause_resume_keep", "pause_resume_reset", "c
             "change_plan_reactivates", "retention_offer", "unlock_on_subscribe", "trial",
             "scheduled_start", "unpaid_recovers_late",
             "v1_unpaid_recovers_late"}  # from ``rules-v2`` on
+RULES_V3 = {"hard_decline", "action_required_recovers", "v2_hard_decline_retried"}
 SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS | HELD,
-                "rules-v2": SCENARIOS | HELD | RULES_V2}
+                "rules-v2": SCENARIOS | HELD | RULES_V2,
+                "rules-v3": SCENARIOS | HELD | RULES_V2 | RULES_V3}
 RUNNERS = {"unsandboxed": UnsandboxedWorkflowRunner(), "sandboxed": SandboxedWorkflowRunner()}
 
 
@@ -94,8 +99,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
 
     @workflow.run
     async def run(self, inp: SubscriptionInput) -> SubscriptionState:
-        rules = lifecycle.CURRENT_RULES if workflow.patched(PATCH_RULE_VERSIONS) else 1
-        decision = lifecycle.create(inp.new, workflow.now(), rules)
+        decision = lifecycle.create(inp.new, workflow.now(), self._newest_rules())
         await self._apply(decision.model_copy(
             update={"commands": tuple(reversed(decision.commands))}))
         return self.state
@@ -107,6 +111,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
     ("batched", "Missing associated machine for LocalActivity"),
     ("held", "Missing associated machine for LocalActivity"),
     ("rules-v2", "Missing associated machine for LocalActivity"),
+    ("rules-v3", "Missing associated machine for LocalActivity"),
 ])
 async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
     replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=pydantic_data_converter)
@@ -141,7 +146,7 @@ class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
         raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
 
 
-@pytest.mark.parametrize("generation", ["held", "rules-v2"])
+@pytest.mark.parametrize("generation", ["held", "rules-v2", "rules-v3"])
 @pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
 async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, generation: str):
     replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
@@ -152,14 +157,16 @@ async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, 
     assert "failed permanently" in str(result.replay_failure)
 
 
-async def _replay_on_one_rule(monkeypatch, skips: bool, scenario: str) -> list[str]:
-    """Replay a rules-v2 scenario with the late-recovery rule forced for every subscription;
+async def _replay_on_one_rule(monkeypatch, skips: bool, scenario: str,
+                              rule: str = "skips_missed_periods",
+                              generation: str = "rules-v2") -> list[str]:
+    """Replay a scenario with one rule (a lifecycle predicate) forced for every subscription;
     the failures, one per run that did not replay."""
-    monkeypatch.setattr(lifecycle, "skips_missed_periods", lambda state: skips)
+    monkeypatch.setattr(lifecycle, rule, lambda state: skips)
     replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
                         workflow_runner=UnsandboxedWorkflowRunner())
     return [str(result.replay_failure) for path in
-            sorted((HISTORIES / "rules-v2").glob(f"{scenario}-run*.json"))
+            sorted((HISTORIES / generation).glob(f"{scenario}-run*.json"))
             if (result := await replayer.replay_workflow(
                 load(path), raise_on_replay_failure=False)).replay_failure is not None]
 
@@ -180,3 +187,21 @@ async def test_reverting_the_late_recovery_rule_fails_replay(monkeypatch):
     the period containing now in the same decision, so the commands differ from the history."""
     failures = await _replay_on_one_rule(monkeypatch, False, "unpaid_recovers_late")
     assert failures and "Nondeterminism error" in failures[0], failures
+
+
+async def test_reverting_decline_aware_dunning_fails_replay(monkeypatch):
+    """Rule version 3 is in rules-v3/hard_decline: on the old rule the hard decline on the
+    retry schedules another retry, which charges where the history ended the subscription."""
+    failures = await _replay_on_one_rule(monkeypatch, False, "hard_decline", "decline_aware",
+                                         "rules-v3")
+    assert failures and "Nondeterminism" in failures[0], failures
+
+
+async def test_applying_decline_aware_dunning_to_version_2_fails_replay(monkeypatch):
+    """The other direction: version 3 applied to a version-2 subscription (rules-v3/
+    v2_hard_decline_retried, whose hard decline was retried on the schedule) fails, the
+    subscription ending where the history charged its next retry: the rule
+    must stay behind the version, and the version behind PATCH_RULES_V3."""
+    failures = await _replay_on_one_rule(monkeypatch, True, "v2_hard_decline_retried",
+                                         "decline_aware", "rules-v3")
+    assert failures and "Nondeterminism" in failures[0], failures
