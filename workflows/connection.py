@@ -1,22 +1,69 @@
-"""One way to connect to Temporal, with the pydantic data converter every process must share.
+"""One way to connect to Temporal, with the data converter every process must share.
 
 It lives with the workflows (below the API, the CLI and the workers, which all connect) so
 none of those processes imports another's package; workers.client adds the worker's runtime.
+Every client, worker, test environment and replayer takes its converter from
+``data_converter``: the pydantic converter, plus the AES-GCM payload codec when keys are set
+(README "Deployment security"), so a process can never write payloads another cannot read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
-from config.settings import Settings
+from config.settings import CodecSettings, Settings, TemporalSettings
+from workflows.codec import AesGcmCodec
+
+
+def payload_codec(codec: CodecSettings | None) -> AesGcmCodec | None:
+    if codec is None or not codec.on:
+        return None
+    assert codec.current_key_id is not None  # CodecSettings validates it
+    return AesGcmCodec.from_base64({k: v.get_secret_value() for k, v in codec.keys.items()},
+                                   codec.current_key_id)
+
+
+def data_converter(codec: CodecSettings | None = None) -> DataConverter:
+    """Pydantic payloads, encrypted when ``codec`` has keys; unchanged otherwise."""
+    encrypt = payload_codec(codec)
+    if encrypt is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=encrypt)
+
+
+def tls_config(temporal: TemporalSettings) -> TLSConfig | bool:
+    """The files are read here, at connect time, so a renewed certificate needs a restart
+    only, not a new image. An API key alone turns on TLS with the system's CAs."""
+    tls = temporal.tls
+    if not tls.on:
+        return temporal.api_key is not None
+
+    def read(path: Any) -> bytes | None:
+        return None if path is None else path.read_bytes()
+
+    return TLSConfig(server_root_ca_cert=read(tls.server_ca_path), domain=tls.server_name,
+                     client_cert=read(tls.client_cert_path),
+                     client_private_key=read(tls.client_key_path))
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """Everything ``Client.connect`` is given besides the address and the runtime."""
+    temporal = settings.temporal
+    return {
+        "namespace": temporal.namespace,
+        "data_converter": data_converter(settings.codec),
+        "tls": tls_config(temporal),
+        "api_key": temporal.api_key.get_secret_value() if temporal.api_key else None,
+    }
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    return await Client.connect(
-        settings.temporal.address,
-        namespace=settings.temporal.namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    return await Client.connect(settings.temporal.address, runtime=runtime,
+                                **connect_options(settings))
