@@ -11,11 +11,14 @@ turned on) decode as they are.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
@@ -32,6 +35,7 @@ class AesGcmCodec(PayloadCodec):
         if current_key_id not in keys:
             raise ValueError(f"current key {current_key_id!r} is not among the keys")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._keys = dict(keys)
         self._current = current_key_id
 
     @classmethod
@@ -57,8 +61,27 @@ class AesGcmCodec(PayloadCodec):
         inner.ParseFromString(cipher.decrypt(nonce, sealed, key_id))
         return inner
 
+    def index(self, value: str, key_id: str | None = None) -> str:
+        """A keyed pseudonym for a search attribute (stored in clear by the server): equal
+        values match, the value cannot be read back without the key."""
+        key_id = key_id or self._current
+        mac = hmac.new(self._keys[key_id], b"search-attribute\0" + value.encode(),
+                       hashlib.sha256).hexdigest()[:32]
+        return f"{key_id}:{mac}"
+
+    def index_all(self, value: str) -> list[str]:
+        """The pseudonyms under every key: a subscription keeps the one it started with."""
+        return [self.index(value, key_id) for key_id in sorted(self._keys)]
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encode_one(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.decode_one(p) for p in payloads]
+
+
+def customer_index(client: Client, customer_id: str) -> str | None:
+    """What the CustomerId search attribute holds for this client: None (the id itself) when
+    its payloads are not encrypted."""
+    codec = client.data_converter.payload_codec
+    return codec.index(customer_id) if isinstance(codec, AesGcmCodec) else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
@@ -31,11 +31,14 @@ def payload_codec(codec: CodecSettings | None) -> AesGcmCodec | None:
 
 
 def data_converter(codec: CodecSettings | None = None) -> DataConverter:
-    """Pydantic payloads, encrypted when ``codec`` has keys; unchanged otherwise."""
+    """Pydantic payloads, encrypted when ``codec`` has keys; unchanged otherwise. Encrypted,
+    failure messages and stack traces go into the encrypted payload too (they may quote ids)."""
     encrypt = payload_codec(codec)
     if encrypt is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=encrypt)
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=encrypt,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 def tls_config(temporal: TemporalSettings) -> TLSConfig | bool:
