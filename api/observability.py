@@ -99,7 +99,9 @@ class Observe:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.observe(method, route, status, seconds)
-            fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
+            # The codec's UI route carries its token in the path: log the template instead.
+            path = route if route.startswith("/codec/") else scope["path"]
+            fields: dict[str, Any] = {"method": method, "route": route, "path": path,
                                       "status": status, "duration_ms": round(seconds * 1000, 2)}
             ids = _subscription_ids(scope) or ([created] if created else [])
             if ids:

@@ -161,6 +161,11 @@ class NotificationSettings(BaseModel):
     poll_interval_seconds: float = 1.0
     batch_size: int = 20
 
+    @field_validator("smtp_username", "smtp_password", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset ${VAR:-} as ""
+
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> NotificationSettings:
         if self.smtp_username is not None and self.smtp_security == "none":
