@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,11 +28,11 @@ from config.settings import CodecSettings, Settings, TemporalSettings
 from domain.plans import Plan
 from domain.requests import Cancel
 from tests.fakes_stripe import CARD_OK, stripe_settings
+from tests.cli.support import run
 from tests.faults.helpers import new_customer, start, wait_for
 from tests.support.temporal import dev_server_env, venv_binary
 from workers.main import build_worker
 from workflows import client_ops, contract
-from workflows.codec import AesGcmCodec
 from workflows.connection import data_converter
 
 pytestmark = pytest.mark.temporal
@@ -41,6 +42,10 @@ PLAN = Plan(id="codec-monthly", name="Monthly", amount=1500, currency="usd", int
 COMMENT = "too expensive for Zanzibar Widgets Ltd"
 TOKEN = "codec-token-for-tests"
 UI = "http://localhost:8080"
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    return await run(sys.executable, "-m", "cli.main", *args, env=env)
 
 
 def codec_settings() -> CodecSettings:
@@ -101,11 +106,13 @@ async def test_history_is_encrypted_and_the_codec_endpoint_reads_it(sqlite_url, 
         assert fields and not any(customer.encode() in f or COMMENT.encode() in f
                                   for f in fields)
         assert base64.b64encode(b"binary/encrypted").decode() in stored
-        # the CustomerId search attribute holds the keyed pseudonym, never the id
-        pseudonym = AesGcmCodec.from_base64(
-            {k: v.get_secret_value() for k, v in codec.keys.items()}, "k1").index(customer)
-        found = [w async for w in env.client.list_workflows(
-            f'CustomerId = "{pseudonym}"')]
+        # the CustomerId search attribute holds a keyed pseudonym; `subs customer-query`
+        # prints the filter that finds it (after a rotation too: one value per key)
+        keys_env = json.dumps({k: v.get_secret_value() for k, v in codec.keys.items()})
+        code, query, err = await run_cli("customer-query", customer, env={
+            "SUBS_CODEC__KEYS": keys_env, "SUBS_CODEC__CURRENT_KEY_ID": "k1"})
+        assert code == 0 and query.startswith("CustomerId IN (") and customer not in query, err
+        found = [w async for w in env.client.list_workflows(query.strip())]
         assert [w.id for w in found] == [workflow_id]
 
         # The endpoint runs after a rotation: a new current key, the old one kept for reading.
