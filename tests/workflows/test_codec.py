@@ -106,3 +106,18 @@ def test_keys_come_from_the_environment_as_json(monkeypatch):
     codec = Settings(_env_file=None).codec
     assert codec.on and codec.keys["2026-01"].get_secret_value() == k
     assert k not in repr(codec)  # secrets stay out of logs and tracebacks
+
+
+async def test_failure_messages_are_encrypted_and_restored_for_the_workflow():
+    from temporalio.api.failure.v1 import Failure
+    from temporalio.exceptions import ApplicationError
+
+    converter = data_converter(settings({"k1": key()}, "k1"))
+    failure = Failure()
+    await converter.encode_failure(
+        ApplicationError("card of cus_SECRET declined", {"customer": "cus_SECRET"},
+                         type="CardDeclined", non_retryable=True), failure)
+    assert b"cus_SECRET" not in failure.SerializeToString()
+    back = await converter.decode_failure(failure)
+    assert isinstance(back, ApplicationError) and back.message == "card of cus_SECRET declined"
+    assert back.type == "CardDeclined" and back.details == ({"customer": "cus_SECRET"},)
