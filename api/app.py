@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from api import observability, outages, problems
+from api import codec, observability, outages, problems
 from api.deps import Clock
 from api.routes import (
     credits,
@@ -109,6 +109,6 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            excluded_urls="/metrics",
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements):
+                   webhooks, webhook_endpoints, entitlements, codec):
         app.include_router(module.router)
     return app

@@ -7,12 +7,14 @@ services, the clock) is created once per process by ``create_app``/its lifespan 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
@@ -104,6 +106,18 @@ async def _principal(engine: EngineDep, credentials: Annotated[
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require_token(request: Request, expected: SecretStr | None, setting: str) -> None:
+    """Operator endpoints (``/metrics``, ``/codec``) take one shared token from a setting,
+    not an API key: scrapers and the Temporal Web UI are not customers. No token set: open."""
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), expected.get_secret_value().encode()):
+        raise ApiProblem(401, "unauthenticated", f"send Authorization: Bearer <{setting}>",
+                         code="invalid_operator_token", headers=_CHALLENGE)
 
 
 def billing_manager(action: str):

@@ -1,4 +1,5 @@
-"""Request metrics (Prometheus, ``GET /metrics``) and one JSON access-log line per request.
+"""Request metrics (Prometheus, ``GET /metrics``, behind ``SUBS_METRICS_TOKEN`` when set) and
+one JSON access-log line per request.
 
 Both are keyed by the route *template* (``/v1/subscriptions/{subscription_id}``), never the raw
 path, so ids do not explode label cardinality; unmatched paths are ``unmatched``. The log line
@@ -15,11 +16,12 @@ import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import require_token
 from workflows.logs import JsonFormatter
 
 access_log = logging.getLogger("api.access")
@@ -97,7 +99,9 @@ class Observe:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.observe(method, route, status, seconds)
-            fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
+            # The codec's UI route carries its token in the path: log the template instead.
+            path = route if route.startswith("/codec/") else scope["path"]
+            fields: dict[str, Any] = {"method": method, "route": route, "path": path,
                                       "status": status, "duration_ms": round(seconds * 1000, 2)}
             ids = _subscription_ids(scope) or ([created] if created else [])
             if ids:
@@ -115,5 +119,6 @@ def install(app: FastAPI) -> None:
     _log_to_stderr_as_json()
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
+        require_token(request, request.app.state.settings.metrics_token, "SUBS_METRICS_TOKEN")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -26,7 +26,7 @@ from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Postpone, Reac
 from eventlog import store as eventlog
 from store.engine import get_engine
 from workflows import client_ops, contract
-from workflows.connection import connect
+from workflows.connection import connect, payload_codec
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
                   "postpone, pause, resume; reconcile payments; `demo` seeds the local "
@@ -253,6 +253,19 @@ def credits(customer_id: str) -> None:
         _fail(f"no customer {customer_id}", 1)  # neither an account nor a payer of ours
     ledger = Ledger(engine, settings.credits)
     _print(ledger.balances(customer_id, datetime.now(UTC)).model_dump(mode="json"))
+
+
+@app.command("customer-query")
+def customer_query(customer_id: str) -> None:
+    """The Web UI / `temporal workflow list --query` filter for one customer's workflows. With
+    payload encryption on, the CustomerId search attribute holds a keyed pseudonym (one per
+    key a workflow may have started under), not the id (README "Deployment security")."""
+    codec = payload_codec(get_settings().codec)
+    if codec is None:
+        typer.echo(f'CustomerId = "{customer_id}"')
+        return
+    values = ", ".join(f'"{value}"' for value in codec.index_all(customer_id))
+    typer.echo(f"CustomerId IN ({values})")
 
 
 @app.command()

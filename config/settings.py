@@ -7,21 +7,49 @@ the Temporal dev server on localhost and localstripe.
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLANS_FILE = Path(__file__).resolve().parent / "plans.yaml"
 
 
+class TemporalTLSSettings(BaseModel):
+    """TLS to the Temporal frontend (README "Deployment security"). Off unless ``enabled`` or a
+    file is set; a client certificate and key (mTLS) go together; no CA means the system's."""
+
+    enabled: bool = False
+    client_cert_path: Path | None = None
+    client_key_path: Path | None = None
+    server_ca_path: Path | None = None
+    # The name the server certificate must carry when it differs from the address's host.
+    server_name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TemporalTLSSettings:
+        if (self.client_cert_path is None) != (self.client_key_path is None):
+            raise ValueError("set both SUBS_TEMPORAL__TLS__CLIENT_CERT_PATH and "
+                             "SUBS_TEMPORAL__TLS__CLIENT_KEY_PATH for mTLS, or neither")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return self.enabled or any(p is not None for p in (
+            self.client_cert_path, self.client_key_path, self.server_ca_path, self.server_name))
+
+
 class TemporalSettings(BaseModel):
     address: str = "localhost:7233"
     namespace: str = "default"
+    tls: TemporalTLSSettings = TemporalTLSSettings()
+    # Sent as "Authorization: Bearer ..." on every call (Temporal Cloud API keys); implies TLS.
+    api_key: SecretStr | None = None
     task_queue: str = "subscriptions"
     # The API's deadline for each Temporal operation (start, update, query...): past it the
     # caller gets a 504 with Retry-After instead of waiting on a stuck workflow or server.
@@ -115,6 +143,13 @@ class NotificationSettings(BaseModel):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_timeout_seconds: float = 10.0
+    # "starttls" (port 587) upgrades before anything else is said and refuses a server that
+    # does not offer it; "tls" (port 465) is TLS from the first byte; "none": the local stack.
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # A private CA for the SMTP server's certificate; None: the system's trust store.
+    smtp_ca_file: Path | None = None
     from_address: str = "Subscriptions <billing@localhost>"
     # The subscription-ending notice is sent this long before a scheduled cancel takes effect.
     ending_notice: timedelta = timedelta(days=3)
@@ -130,6 +165,18 @@ class NotificationSettings(BaseModel):
     # ``{customer}`` are filled in. None: the emails give the instructions without a link.
     payment_link: str | None = None
 
+    @field_validator("smtp_username", "smtp_password", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset ${VAR:-} as ""
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> NotificationSettings:
+        if self.smtp_username is not None and self.smtp_security == "none":
+            raise ValueError("SUBS_NOTIFICATIONS__SMTP_USERNAME needs SMTP_SECURITY starttls or "
+                             "tls: the password would cross the network in clear")
+        return self
+
 
 class TracingSettings(BaseModel):
     """OpenTelemetry traces of the API and the worker (README "Tracing"); off by default."""
@@ -141,6 +188,48 @@ class TracingSettings(BaseModel):
     otlp_endpoint: str = "http://localhost:4318/v1/traces"
     # service.name of the spans; empty: subscription-engine-api / subscription-engine-worker.
     service_name: str | None = Field(default=None, min_length=1)
+
+
+class CodecSettings(BaseModel):
+    """AES-GCM encryption of Temporal payloads (workflows/codec.py); off without keys.
+
+    ``keys`` maps a key id to a base64 AES key (16, 24 or 32 bytes), e.g. in the environment
+    ``SUBS_CODEC__KEYS='{"2026-01": "..."}'``. New payloads use ``current_key_id``; any listed
+    key decodes, so a rotation adds a key and moves ``current_key_id``, and keeps the old one.
+    """
+
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    current_key_id: str | None = None
+    # Bearer token the codec endpoint (POST /codec/encode, /codec/decode) requires; without
+    # it the endpoint is not served.
+    endpoint_token: SecretStr | None = None
+    # Origins allowed to call the endpoint from a browser (the Temporal Web UI).
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _aes_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, value in keys.items():
+            try:
+                raw = base64.b64decode(value.get_secret_value(), validate=True)
+            except ValueError:
+                raise ValueError(f"codec key {key_id!r} is not base64") from None
+            if len(raw) not in (16, 24, 32):
+                raise ValueError(f"codec key {key_id!r} must be 16, 24 or 32 bytes, "
+                                 f"not {len(raw)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _current_is_listed(self) -> CodecSettings:
+        if self.keys and self.current_key_id not in self.keys:
+            raise ValueError("SUBS_CODEC__CURRENT_KEY_ID must name one of SUBS_CODEC__KEYS")
+        if self.current_key_id is not None and not self.keys:
+            raise ValueError("SUBS_CODEC__CURRENT_KEY_ID is set but SUBS_CODEC__KEYS is empty")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return bool(self.keys)
 
 
 class Settings(BaseSettings):
@@ -156,6 +245,10 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     credits: CreditSettings = CreditSettings()
     notifications: NotificationSettings = NotificationSettings()
+    codec: CodecSettings = CodecSettings()
+    # GET /metrics of the API answers only with "Authorization: Bearer <token>" when set
+    # (README "Deployment security"); unset, it is open (the local stack).
+    metrics_token: SecretStr | None = None
     # The worker and the API bring the database to the newest schema at start-up (under the
     # migration lock: store/migrate.py). Deployments turn it off and run the migrate job once
     # per deploy (docker-compose.yml), so a schema change never happens under running code.

@@ -74,7 +74,15 @@ class Dispatcher:
                                             "endpoint deleted")
                     return
                 await senders.post_webhook(client, message, endpoint, self.settings)
-        except Exception as exc:  # noqa: BLE001 - any failure is retried with backoff
+        except senders.PermanentFailure as exc:
+            # A setting is wrong (README "Deployment security"): every retry would fail alike.
+            log.error("delivery of %s failed for good: %s", message.dedupe_key, exc)
+            await asyncio.to_thread(
+                outbox.mark_failed, self.engine, message, now, str(exc),
+                backoff_initial=self.settings.backoff_initial,
+                backoff_max=self.settings.backoff_max, max_attempts=message.attempts)
+            return
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried with backoff
             log.warning("delivery of %s failed (attempt %d): %s", message.dedupe_key,
                         message.attempts, exc)
             await asyncio.to_thread(

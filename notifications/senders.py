@@ -1,8 +1,10 @@
 """The two transports: SMTP (smtplib) for emails, HTTP POST for outbound webhooks.
 
-Each raises on failure, so the dispatcher backs off and retries; each makes duplicates
-recognisable: a Message-ID derived from the outbox dedupe key, and the event id in the webhook
-body and headers.
+Each raises on failure, so the dispatcher backs off and retries, or ``PermanentFailure`` when
+retrying cannot help (the SMTP login refused, no STARTTLS where TLS is required, an untrusted
+certificate): the message fails at once with that code instead of retrying for days. Each makes
+duplicates recognisable: a Message-ID derived from the outbox dedupe key, and the event id in
+the webhook body and headers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import smtplib
+import ssl
 import time
 from email.message import EmailMessage
 from datetime import datetime
@@ -41,10 +44,62 @@ def build_email(message: OutboxMessage, settings: NotificationSettings,
     return email
 
 
+class PermanentFailure(Exception):
+    """A delivery that fails the same way on every attempt until an operator changes a
+    setting; ``code`` names which."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+def _tls_context(settings: NotificationSettings) -> ssl.SSLContext:
+    ca = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    return ssl.create_default_context(cafile=ca)  # verifies the certificate and the host name
+
+
+def _open_smtp(settings: NotificationSettings) -> smtplib.SMTP:
+    """Connected, upgraded to TLS as configured and logged in; never says the password or
+    the message in clear when TLS is configured."""
+    host, port, timeout = settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds
+    try:
+        if settings.smtp_security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout,
+                                                  context=_tls_context(settings))
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise PermanentFailure("tls_certificate_rejected", exc.verify_message) from None
+    try:
+        if settings.smtp_security == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise PermanentFailure("starttls_unavailable", f"{host}:{port} does not offer "
+                                       "STARTTLS; refusing to send in clear")
+            try:
+                smtp.starttls(context=_tls_context(settings))
+            except ssl.SSLCertVerificationError as exc:
+                raise PermanentFailure("tls_certificate_rejected", exc.verify_message) from None
+            smtp.ehlo()
+        if settings.smtp_username:
+            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+            try:
+                smtp.login(settings.smtp_username, password)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise PermanentFailure("smtp_auth_rejected", f"{host} refused the login of "
+                                       f"{settings.smtp_username!r} ({exc.smtp_code})") from None
+            except smtplib.SMTPNotSupportedError:
+                raise PermanentFailure("smtp_auth_unavailable",
+                                       f"{host} offers no login (AUTH) here") from None
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
 def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime) -> None:
     """Blocking: the dispatcher runs it in a thread."""
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                      timeout=settings.smtp_timeout_seconds) as smtp:
+    with _open_smtp(settings) as smtp:
         smtp.send_message(build_email(message, settings, now))
 
 

@@ -37,6 +37,7 @@ from domain.lifecycle import NewSubscription
 from domain.model import BillingPolicy, Event, RetentionOffer, SubscriptionState
 from domain.requests import Request
 from workflows import contract
+from workflows.codec import customer_index
 from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
@@ -73,13 +74,17 @@ def policy_from_settings(settings: Settings) -> BillingPolicy:
                          call_alarm_after=d.call_alarm_after)
 
 
+def _input(client: Client, new: NewSubscription) -> SubscriptionInput:
+    return SubscriptionInput(new=new, customer_index=customer_index(client, new.customer_id))
+
+
 async def start(client: Client, new: NewSubscription, task_queue: str, *,
                 timeout: timedelta | None = None) -> WorkflowHandle:
     """Start the workflow; a subscription id is never reused, even after it ended (D4)."""
     async with _within(timeout):
         return await client.start_workflow(
             SubscriptionWorkflow.run,
-            SubscriptionInput(new=new),
+            _input(client, new),
             id=contract.workflow_id(new.id),
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -97,7 +102,7 @@ async def start_settled(client: Client, new: NewSubscription, task_queue: str, *
     reused, D4)."""
     operation = WithStartWorkflowOperation(
         SubscriptionWorkflow.run,
-        SubscriptionInput(new=new),
+        _input(client, new),
         id=contract.workflow_id(new.id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.types import CreditPurchase
 from workflows import contract
+from workflows.codec import customer_index
 from workflows.credit_purchase import CreditPurchaseWorkflow, workflow_id
 from workflows.types import PurchaseResult
 
@@ -24,6 +25,7 @@ async def start(client: Client, purchase: CreditPurchase, task_queue: str, *,
     """Start the purchase unless it runs or ran. True when a run is going now (this call's or
     one it joined); False when an earlier run completed. ``again`` starts a new run even after
     a completed one (to retry a charge that failed for a reason an operator has fixed)."""
+    indexed = customer_index(client, purchase.customer_id) or purchase.customer_id
     try:
         await client.start_workflow(
             CreditPurchaseWorkflow.run, purchase, id=workflow_id(purchase.idempotency_key),
@@ -31,7 +33,7 @@ async def start(client: Client, purchase: CreditPurchase, task_queue: str, *,
             id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if again
                              else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY),
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(contract.CUSTOMER, purchase.customer_id)]))
+                [SearchAttributePair(contract.CUSTOMER, indexed)]))
     except WorkflowAlreadyStartedError:
         return False
     return True

@@ -114,6 +114,7 @@ class SubscriptionWorkflow:
         self.published = {pair.key.name: pair.value
                           for pair in workflow.info().typed_search_attributes}
         self.batched: bool | None = True if inp.batched else None  # see _batching()
+        self.customer_index = inp.customer_index
         # True while the main loop waits with nothing in flight: no charge, no unflushed
         # write (the read model is current). The `settled` update answers then.
         self.idle = False
@@ -178,12 +179,14 @@ class SubscriptionWorkflow:
         if self.batched:
             # The next run starts with this run's final search attributes: no upsert for them.
             workflow.continue_as_new(
-                SubscriptionInput(state=self.state, batched=True),
+                SubscriptionInput(state=self.state, batched=True,
+                                  customer_index=self.customer_index),
                 search_attributes=TypedSearchAttributes(
                     [pair for pair in self._wanted_search_attributes()
                      if pair.value is not None]),
                 initial_versioning_behavior=upgrade)
-        workflow.continue_as_new(SubscriptionInput(state=self.state),
+        workflow.continue_as_new(SubscriptionInput(state=self.state,
+                                                   customer_index=self.customer_index),
                                  initial_versioning_behavior=upgrade)
 
     def _should_continue_as_new(self) -> bool:
@@ -399,7 +402,8 @@ class SubscriptionWorkflow:
     def _wanted_search_attributes(self) -> list[SearchAttributePair]:
         s = self.state
         pairs = [SearchAttributePair(key, value) for key, value in (
-            (contract.STATUS, s.status.value), (contract.CUSTOMER, s.customer_id),
+            (contract.STATUS, s.status.value),
+            (contract.CUSTOMER, self.customer_index or s.customer_id),
             (contract.ORGANIZATION, s.organization_id), (contract.PLAN, s.plan.id),
             (contract.PERIOD_END, s.current_period_end), (contract.CANCEL_AT, s.cancel_at))]
         # Only once a hold happened: runs recorded before holds existed never upsert it.

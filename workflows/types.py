@@ -21,6 +21,9 @@ class SubscriptionInput(BaseModel):
     # the next run batches too without checking the patch again, which would cost a marker
     # and a TemporalChangeVersion search-attribute write on every renewal.
     batched: bool = False
+    # What the CustomerId search attribute holds instead of the customer id when payloads are
+    # encrypted (workflows.codec.AesGcmCodec.index): search attributes are stored in clear.
+    customer_index: str | None = None
 
 
 class RejectedSignal(BaseModel):

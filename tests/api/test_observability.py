@@ -7,9 +7,12 @@ import io
 import json
 import logging
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
+from api.app import create_app
 from api.observability import access_log
 from tests.api.helpers import create_customer, create_subscription
 from workflows.logs import JsonFormatter
@@ -84,3 +87,17 @@ async def test_a_created_subscription_is_named_in_its_log_line(api, org):
     (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
     assert (line["route"], line["status"]) == ("/v1/subscriptions", 201)
     assert line["subscription_id"] == sub["id"]
+
+
+async def test_metrics_need_the_token_when_one_is_set(env, settings):
+    app = create_app(settings.model_copy(update={"metrics_token": SecretStr("scrape-me")}),
+                     temporal_client=env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me"}):
+            r = await http.get("/metrics", headers=headers)
+            assert r.status_code == 401, headers
+            assert r.headers["content-type"] == "application/problem+json"
+            assert "scrape-me" not in r.text
+        r = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert r.status_code == 200 and "api_requests_total" in r.text

@@ -33,7 +33,10 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 APP_IMAGE = "subscription-engine:latest"
 # What an operator exports before `docker compose up` (the file refuses to start without them).
 OPERATOR_ENV = {"POSTGRES_PASSWORD": "s3cret", "STRIPE_API_KEY": "sk_live_123",
-                "STRIPE_WEBHOOK_SECRET": "whsec_abc", "SMTP_HOST": "smtp.example.com"}
+                "STRIPE_WEBHOOK_SECRET": "whsec_abc", "SMTP_HOST": "smtp.example.com",
+                "METRICS_TOKEN": "scrape", "CODEC_TOKEN": "decode-me",
+                "PAYLOAD_KEYS": '{"2026-01": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}',
+                "PAYLOAD_KEY_ID": "2026-01"}
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
@@ -82,12 +85,33 @@ def test_services_images_and_ports(compose):
     assert all(":" in image[n] and not image[n].endswith(":latest")
                for n in ("postgres", "temporal", "temporal-ui")), "pin third-party images"
 
-    ports = {name: s.get("ports", []) for name, s in services.items()}
-    assert ports["temporal"] == ["7233:7233"]
-    assert ports["temporal-ui"] == ["8080:8080"]
-    assert ports["api"] == ["8000:8000"]
-    assert ports["worker"] == ["9464:9464"]
-    assert "ports" not in services["postgres"]  # reachable inside the compose network only
+
+
+def published(port: str | dict[str, Any]) -> tuple[str, str]:
+    """(host address, container port) of a ports entry, short or long syntax; "" is every
+    interface, as Docker reads it."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), str(port["target"])
+    parts = str(port).split(":")
+    if len(parts) == 1:  # "8000": a random host port on every interface
+        return "", parts[0]
+    return (parts[0] if len(parts) == 3 else ""), parts[-1].split("/")[0]
+
+
+def test_only_the_api_is_published(compose):
+    """README "Deployment security": whoever reaches Temporal's gRPC port can signal, reset or
+    terminate any subscription, bypassing the API's roles; the worker's metrics name
+    subscriptions. The Web UI is published on the host's loopback only (an SSH tunnel)."""
+    everywhere = {name: [published(p) for p in s.get("ports", [])]
+                  for name, s in compose["services"].items()}
+    public = {name: [target for host, target in ports if host not in ("127.0.0.1", "::1")]
+              for name, ports in everywhere.items()}
+    assert {name: targets for name, targets in public.items() if targets} == {"api": ["8000"]}
+    assert everywhere["temporal-ui"] == [("127.0.0.1", "8080")]
+    for name in ("temporal", "worker", "postgres", "migrate", "search-attributes"):
+        assert everywhere[name] == [], name
+    assert published({"target": 7233, "published": 7233}) == ("", "7233")  # the parser itself
+    assert published("0.0.0.0:7233:7233") == ("0.0.0.0", "7233")
 
 
 def test_start_order(compose):
@@ -157,6 +181,15 @@ def test_every_subs_variable_is_a_real_setting(compose, service, monkeypatch):
         assert settings.worker_metrics_address == "0.0.0.0:9464"
     if service == "api":
         assert (settings.api_host, settings.api_port) == ("0.0.0.0", 8000)
+        assert settings.metrics_token.get_secret_value() == OPERATOR_ENV["METRICS_TOKEN"]
+        assert settings.codec.endpoint_token.get_secret_value() == OPERATOR_ENV["CODEC_TOKEN"]
+        ui = service_env(compose, "temporal-ui")
+        assert ui["TEMPORAL_CODEC_ENDPOINT"].endswith("/codec/t/" + OPERATOR_ENV["CODEC_TOKEN"])
+        assert set(settings.codec.cors_origins) == set(ui["TEMPORAL_CORS_ORIGINS"].split(","))
+    # every process that talks to Temporal encrypts payloads with the same keys
+    assert settings.codec.on and settings.codec.current_key_id == OPERATOR_ENV["PAYLOAD_KEY_ID"]
+    # port 587: STARTTLS required; login only when the operator gives a username
+    assert settings.notifications.smtp_security == "starttls"
 
 
 def test_secrets_are_required_not_defaulted(compose):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from config.settings import Settings, TemporalSettings
@@ -27,6 +26,7 @@ from tests.faults.helpers import assert_exactly_once, books, new_customer, start
 from tests.support.temporal import venv_binary
 from workers.main import build_worker
 from workflows import client_ops, contract
+from workflows.connection import data_converter
 from workflows.subscription import SubscriptionWorkflow
 
 pytestmark = pytest.mark.temporal
@@ -72,7 +72,7 @@ class DevServer:
         deadline = loop.time() + timeout
         while True:
             try:
-                client = await Client.connect(self.address, data_converter=pydantic_data_converter)
+                client = await Client.connect(self.address, data_converter=data_converter())
                 await client.count_workflows()  # the frontend and the database answer
                 return client
             except Exception:  # noqa: BLE001 - still starting
@@ -128,7 +128,7 @@ async def test_server_killed_and_restarted_on_its_file(tmp_path, localstripe_url
         assert history.events[-1].HasField("workflow_execution_completed_event_attributes") \
             or history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
         replayer = Replayer(workflows=[SubscriptionWorkflow],
-                            data_converter=pydantic_data_converter)
+                            data_converter=data_converter())
         assert (await replayer.replay_workflow(history)).replay_failure is None
     finally:
         server.stop()

@@ -17,10 +17,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from tests.replay.test_replay import FILES, load
+from workflows.connection import data_converter
 
 
 RUNNERS = ("sandboxed", "unsandboxed")
@@ -28,7 +28,7 @@ RUNNERS = ("sandboxed", "unsandboxed")
 
 async def replay(paths: list[Path], workflow: type, runner: str) -> dict[Path, str]:
     """The failing histories among ``paths``, with their failure."""
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=[workflow], data_converter=data_converter(),
                         **({"workflow_runner": UnsandboxedWorkflowRunner()}
                            if runner == "unsandboxed" else {}))
     loaded = [(path, load(path)) for path in paths]

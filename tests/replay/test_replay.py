@@ -32,13 +32,13 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from domain import lifecycle
 from domain.model import SubscriptionState
 from workflows import contract
+from workflows.connection import data_converter
 from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
@@ -86,7 +86,7 @@ def test_the_recorder_writes_the_newest_generation_with_every_scenario():
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.stem}" for p in FILES])
 async def test_history_replays_against_current_workflow(path: Path, runner: str):
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=data_converter(),
                         workflow_runner=RUNNERS[runner])
     result = await replayer.replay_workflow(load(path))
     assert result.replay_failure is None
@@ -114,7 +114,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
     ("rules-v3", "Missing associated machine for LocalActivity"),
 ])
 async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
-    replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=data_converter())
     with pytest.raises(workflow.NondeterminismError) as err:
         await replayer.replay_workflow(load(HISTORIES / generation / "renewals-run1.json"))
     assert message in str(err.value)
@@ -129,7 +129,7 @@ async def test_the_recorder_still_records_replayable_histories(tmp_path, localst
     written = await record("renewals", localstripe_url, tmp_path, out=tmp_path)
     assert [p.name for p in written] == ["renewals-run1.json", "renewals-run2.json",
                                          "renewals-run3.json"]
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=data_converter())
     for path in written:
         assert (await replayer.replay_workflow(load(path))).replay_failure is None
 
@@ -150,7 +150,7 @@ class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
 @pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
 async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, generation: str):
     replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
-                        data_converter=pydantic_data_converter)
+                        data_converter=data_converter())
     result = await replayer.replay_workflow(load(HISTORIES / generation / f"{scenario}.json"),
                                             raise_on_replay_failure=False)
     assert result.replay_failure is not None
@@ -163,7 +163,7 @@ async def _replay_on_one_rule(monkeypatch, skips: bool, scenario: str,
     """Replay a scenario with one rule (a lifecycle predicate) forced for every subscription;
     the failures, one per run that did not replay."""
     monkeypatch.setattr(lifecycle, rule, lambda state: skips)
-    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=[SubscriptionWorkflow], data_converter=data_converter(),
                         workflow_runner=UnsandboxedWorkflowRunner())
     return [str(result.replay_failure) for path in
             sorted((HISTORIES / generation).glob(f"{scenario}-run*.json"))

@@ -11,10 +11,11 @@ from pathlib import Path
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.__main__ import SEARCH_ATTRIBUTES
+from workflows.connection import data_converter
 
 _KINDS = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -41,17 +42,19 @@ async def register_search_attributes(client: Client) -> None:
 async def time_skipping_env() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
     )
     await register_search_attributes(env.client)
     return env
 
 
-async def dev_server_env(*extra_args: str) -> WorkflowEnvironment:
-    """``extra_args`` go to ``temporal server start-dev`` (e.g. ``--dynamic-config-value``)."""
+async def dev_server_env(*extra_args: str,
+                         converter: DataConverter | None = None) -> WorkflowEnvironment:
+    """``extra_args`` go to ``temporal server start-dev`` (e.g. ``--dynamic-config-value``);
+    ``converter`` defaults to the unencrypted one (workflows.connection.data_converter)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=converter or data_converter(),
         search_attributes=[],
         dev_server_extra_args=[*(arg for k, v in SEARCH_ATTRIBUTES.items()
                                  for arg in ("--search-attribute", f"{k}={v}")), *extra_args],
