@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api import observability, outages, problems
+from api.portal import pages as portal_pages
 from api.deps import Clock
 from api.routes import (
     credits,
@@ -24,6 +25,7 @@ from api.routes import (
     entitlements,
     meta,
     organizations,
+    portal_sessions,
     subscription_payment,
     subscriptions,
     webhook_endpoints,
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     outages.install(app)
     observability.install(app)
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements):
+                   webhooks, webhook_endpoints, entitlements, portal_sessions):
         app.include_router(module.router)
+    portal_pages.install(app)  # the customer portal's pages (not in the OpenAPI document)
     return app
