@@ -254,7 +254,7 @@ async def _cancel_page(request: Request, visit: Visit, state: SubscriptionState,
     summary = present.summarize(state, now)
     return _page(request, "cancel.html", status, **_base(
         visit, title=f"Cancel {summary.plan}", sub=summary, modes=modes, refused=refused,
-        effects=present.cancel_effects(preview, ledger.policy), reasons=present.REASONS,
+        effects=present.cancel_effects(preview), reasons=present.REASONS,
         offer=None if offer is None else {
             "percent_off": offer.percent_off, "periods": offer.periods,
             "price": present.money(offer.price, preview.currency),

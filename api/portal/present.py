@@ -182,7 +182,7 @@ def credit_lines(balances: Balances, policy: str) -> list[CreditLine]:
     return lines
 
 
-def cancel_effects(preview: CancellationPreview, policy: str) -> list[str]:
+def cancel_effects(preview: CancellationPreview) -> list[str]:
     """What cancelling changes, in the customer's words (from the cancellation preview)."""
     out = []
     c = preview.credits

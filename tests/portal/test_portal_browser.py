@@ -99,9 +99,13 @@ async def test_cancel_at_period_end_with_a_reason_then_reactivate(stack: Stack):
     customer, sub = await _subscribed_customer(stack, "ada@example.com")
     end = when(dt(sub["renewal"]["date"]))
     context = await stack.browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
     page = await context.new_page()
-    await page.goto(await _link(stack, customer["id"]))
-    await page.wait_for_url(f"{stack.base}/portal")  # the enter page moves on by itself
+    # Followed from another site, as a customer would: the session cookie is SameSite=Strict,
+    # and the enter page moves on to /portal by itself with it.
+    await page.set_content(f'<a href="{await _link(stack, customer["id"])}">Billing</a>')
+    await page.get_by_role("link", name="Billing").click()
+    await page.wait_for_url(f"{stack.base}/portal")
     assert await page.get_by_test_id("status-line").inner_text() == f"Renewing on {end}"
     await page.get_by_text("Subscription credits").wait_for()
     await screenshot(page, "01-home")
@@ -154,6 +158,7 @@ async def test_links_work_once_and_only_for_their_own_customer(stack: Stack):
     _, someone_else = await _subscribed_customer(stack, "alan@example.com")
     link = await _link(stack, customer["id"])
     context = await stack.browser.new_context()
+    context.set_default_timeout(10_000)
     page = await context.new_page()
     await page.goto(link)
     await page.wait_for_url(f"{stack.base}/portal")

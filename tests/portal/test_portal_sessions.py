@@ -6,24 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import httpx
-
-from tests.api.helpers import Org, assert_problem, create_customer, dt
-
-RETURN = "https://app.example.com/account"
-
-
-async def _open(http: httpx.AsyncClient, org: Org, customer: str) -> dict:
-    r = await http.post("/v1/portal_sessions", json={"customer": customer,
-                                                     "return_url": RETURN},
-                        headers=org.billing_admin)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _path(url: str) -> str:
-    """The link without its origin (the test client talks to the app directly)."""
-    return "/" + url.split("/", 3)[3]
+from tests.api.helpers import (assert_problem, create_customer, create_subscription, dt,
+                               get_subscription)
+from tests.portal.helpers import RETURN, enter, link_path, open_link
 
 
 async def test_only_billing_managers_open_sessions_for_their_own_customers(
@@ -47,7 +32,7 @@ async def test_only_billing_managers_open_sessions_for_their_own_customers(
 
 async def test_a_link_opens_once_and_its_cookie_is_strict_and_http_only(http, org):
     customer = await create_customer(http, org)
-    link = _path((await _open(http, org, customer["id"]))["url"])
+    link = link_path((await open_link(http, org, customer["id"]))["url"])
     assert (await http.get("/portal")).status_code == 401  # no cookie yet
     first = await http.get(link)
     assert first.status_code == 200, first.text
@@ -64,11 +49,11 @@ async def test_a_link_opens_once_and_its_cookie_is_strict_and_http_only(http, or
 
 async def test_an_expired_link_or_session_is_refused(http, org, env):
     customer = await create_customer(http, org)
-    stale = _path((await _open(http, org, customer["id"]))["url"])
-    fresh = _path((await _open(http, org, customer["id"]))["url"])
+    stale = link_path((await open_link(http, org, customer["id"]))["url"])
+    fresh = link_path((await open_link(http, org, customer["id"]))["url"])
     await env.sleep(timedelta(minutes=5, seconds=1))
     assert (await http.get(stale)).status_code == 403
-    fresh_again = _path((await _open(http, org, customer["id"]))["url"])
+    fresh_again = link_path((await open_link(http, org, customer["id"]))["url"])
     assert (await http.get(fresh_again)).status_code == 200
     assert (await http.get(fresh)).status_code == 403
     assert (await http.get("/portal")).status_code == 200
@@ -79,10 +64,21 @@ async def test_an_expired_link_or_session_is_refused(http, org, env):
 
 async def test_a_form_without_the_session_csrf_token_changes_nothing(http, org):
     customer = await create_customer(http, org)
-    assert (await http.get(_path((await _open(http, org, customer["id"]))["url"]))).is_success
+    await enter(http, org, customer["id"])
     for form in ({}, {"csrf_token": "0" * 64}):
         r = await http.post("/portal/subscriptions/sub_x/reactivate", data=form)
         assert r.status_code == 403 and "form has expired" in r.text
         r = await http.post("/portal/payment_method", data={**form,
                                                             "payment_method": "4242424242424242"})
         assert r.status_code == 403
+
+
+async def test_pause_is_not_offered_unless_turned_on(api, org):
+    customer = await create_customer(api, org)
+    sub = await create_subscription(api, org, customer["id"])
+    csrf = await enter(api, org, customer["id"])
+    page = await api.get(f"/portal/subscriptions/{sub['id']}")
+    assert "Pause at the end" not in page.text
+    r = await api.post(f"/portal/subscriptions/{sub['id']}/pause", data={"csrf_token": csrf})
+    assert r.status_code == 404
+    assert (await get_subscription(api, org, sub["id"]))["pause_collection"] is None
