@@ -80,6 +80,7 @@ class Summary:
     status: str
     line: str | None
     period: str
+    next_label: str
     next_step: str
     notices: tuple[str, ...]
     ended: bool
@@ -93,23 +94,27 @@ def summarize(state: SubscriptionState, now: datetime) -> Summary:
     notices: list[str] = []
     if state.ended:
         ended = state.ended_at or state.canceled_at or now
-        next_step = f"Ended on {when(ended)}. You are not charged again."
+        next_label, next_step = "Ended", f"On {when(ended)}. You are not charged again."
         notices.append("This subscription has ended. Its paid features are no longer "
                        "available; start a new subscription to use them again.")
     elif state.cancel_at is not None:
-        next_step = (f"Ends on {when(state.cancel_at)}. You keep full access until then and "
-                     "are not charged again.")
+        next_label = "Ends"
+        next_step = (f"On {when(state.cancel_at)}. You keep full access until then and are "
+                     "not charged again.")
     elif state.status == Status.PAUSED:
         resume = state.pause.resume_at if state.pause else None
-        next_step = (f"Paused: nothing is charged until it resumes on {when(resume)}."
-                     if resume else "Paused: nothing is charged until you resume it.")
+        next_label = "Paused"
+        next_step = (f"Nothing is charged until it resumes on {when(resume)}." if resume
+                     else "Nothing is charged until you resume it.")
     elif state.status == Status.SCHEDULED:
-        next_step = f"Starts on {when(state.start_date)}; the first charge is then."
+        next_label, next_step = "Starts", f"On {when(state.start_date)}, with its first charge."
     elif state.pause is not None:
-        next_step = f"Pauses on {when(state.pause.paused_at)}; nothing is charged after that."
+        next_label = "Pauses"
+        next_step = f"On {when(state.pause.paused_at)}. Nothing is charged after that."
     else:
-        next_step = (f"Next charge: {money(next_price(state), plan.currency)} on "
-                     f"{when(state.current_period_end)}.")
+        next_label = "Next charge"
+        next_step = (f"{money(next_price(state), plan.currency)} on "
+                     f"{when(state.current_period_end)}")
     if state.status in (Status.PAST_DUE, Status.INCOMPLETE, Status.UNPAID):
         notices.append("Your last payment did not go through. Update your card: we try "
                        "again as soon as you do.")
@@ -122,7 +127,7 @@ def summarize(state: SubscriptionState, now: datetime) -> Summary:
         id=state.id, plan=plan.name, price=f"{money(plan.amount, plan.currency)} {every(plan)}",
         status=STATUS_WORDS[state.status], line=status_line(state),
         period=f"{when(state.current_period_start)} to {when(state.current_period_end)}",
-        next_step=next_step, notices=tuple(notices), ended=state.ended,
+        next_label=next_label, next_step=next_step, notices=tuple(notices), ended=state.ended,
         can_reactivate=state.status == Status.NON_RENEWING,
         can_pause=state.status == Status.ACTIVE and state.pause is None
         and state.cancel_at is None,

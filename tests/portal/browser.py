@@ -43,9 +43,9 @@ async def chromium() -> AsyncIterator[object]:
             await browser.close()
 
 
-# What a page must get right at any width: a language, one h1, a label for every field, a name
-# for every link and button, text contrast of at least 4.5:1 (3:1 for large text) against the
-# background it sits on, and nothing wider than the screen.
+# What a page must get right at any width: plain words (no rule numbers), a language, one h1,
+# a label for every field, a name for every link and button, text contrast of at least 4.5:1
+# (3:1 for large text) against the background it sits on, and nothing wider than the screen.
 _CHECKS = """() => {
   const problems = [];
   const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
@@ -69,8 +69,10 @@ _CHECKS = """() => {
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
     const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
     const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    if (ratio < need) problems.push(`contrast ${ratio.toFixed(2)}: ${el.textContent.trim().slice(0, 40)}`);
+    if (ratio < need)
+      problems.push(`contrast ${ratio.toFixed(2)}: ${el.textContent.trim().slice(0, 40)}`);
   }
+  if (/\\bD\\d{1,2}\\b/.test(document.body.innerText)) problems.push('a rule number');
   if (document.documentElement.scrollWidth > window.innerWidth)
     problems.push('wider than the screen: ' + document.documentElement.scrollWidth);
   return problems;
