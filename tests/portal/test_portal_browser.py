@@ -98,6 +98,9 @@ async def _link(stack: Stack, customer_id: str) -> str:
 async def test_cancel_at_period_end_with_a_reason_then_reactivate(stack: Stack):
     customer, sub = await _subscribed_customer(stack, "ada@example.com")
     end = when(dt(sub["renewal"]["date"]))
+    r = await stack.api.post(f"/v1/customers/{customer['id']}/credits/topups",
+                             headers=stack.owner, json={"amount": 750, "idempotency_key": "t1"})
+    assert r.status_code == 200, r.text
     context = await stack.browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
     page = await context.new_page()
@@ -107,7 +110,9 @@ async def test_cancel_at_period_end_with_a_reason_then_reactivate(stack: Stack):
     await page.get_by_role("link", name="Billing").click()
     await page.wait_for_url(f"{stack.base}/portal")
     assert await page.get_by_test_id("status-line").inner_text() == f"Renewing on {end}"
-    await page.get_by_text("Subscription credits").wait_for()
+    purchased = page.locator(".credits div").filter(
+        has=page.get_by_text("Purchased credits", exact=True))
+    assert "750" in await purchased.inner_text()
     await screenshot(page, "01-home")
 
     await page.get_by_role("link", name="Manage Pro (monthly)").click()
@@ -117,7 +122,9 @@ async def test_cancel_at_period_end_with_a_reason_then_reactivate(stack: Stack):
     await page.get_by_role("link", name="Cancel subscription").click()
     await page.get_by_role("heading", name="Before you go: 20% off").wait_for()
     assert await page.get_by_label("At the end of the paid period").is_checked()
-    assert f"Your access ends on {end}" in await page.locator("main").inner_text()
+    main = await page.locator("main").inner_text()
+    assert f"Your access ends on {end}" in main
+    assert "750 purchased credits are locked when your access ends" in main
     await screenshot(page, "03-cancel")
     await page.get_by_label("It costs too much").check()
     await page.get_by_label("Anything else").fill("Too pricey for a side project")
