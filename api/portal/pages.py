@@ -179,7 +179,8 @@ async def enter(request: Request, engine: EngineDep, settings: SettingsDep, now:
                      **_back(redeemed.session.return_url))
     response.set_cookie(COOKIE, redeemed.session_secret, max_age=int(ttl.total_seconds()),
                         path="/portal", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+                        secure=request.url.scheme == "https"
+                        or (settings.portal.public_url or "").startswith("https://"))
     return response
 
 
