@@ -1,6 +1,7 @@
 """The portal's forms over HTTP with the real worker: each goes through the same update path as
-the API, and a form the page cannot accept changes nothing. Pause and resume appear only
-where the deployment turns them on (SUBS_PORTAL__ALLOW_PAUSE)."""
+the API, and a form the page cannot accept changes nothing. Pause and resume appear only where
+the deployment turns them on (SUBS_PORTAL__ALLOW_PAUSE). Last, an immediate cancellation ends
+the subscription and the page says so."""
 
 from __future__ import annotations
 
@@ -54,3 +55,10 @@ async def test_pause_resume_offer_and_card_through_the_portal(api, org):
     card = (await api.get(f"/v1/customers/{customer['id']}", headers=org.owner)).json()
     assert card["default_payment_method"] in (await api.get(r.headers["location"])).text
 
+    r = await api.post(f"{page}/cancel", data={"csrf_token": csrf, "mode": "immediately",
+                                               "reason": "unused"})
+    assert r.status_code == 303
+    ended = await api.get(r.headers["location"])
+    assert "Your subscription ended on" in ended.text and "has ended" in ended.text
+    assert "Cancel subscription" not in ended.text and "Keep my subscription" not in ended.text
+    assert (await get_subscription(api, org, sub["id"]))["status"] == "canceled"

@@ -9,7 +9,10 @@ not by waiting."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from accounts import keys
 from api.app import create_app
 from api.portal.present import when
-from config.settings import Settings, TemporalSettings
+from config.settings import REPO_ROOT, Settings, TemporalSettings
 from store.engine import get_engine
 from store.migrate import upgrade
 from tests.api.helpers import bearer, dt
@@ -40,6 +43,7 @@ RETURN = "https://app.example.com/account"
 @dataclass
 class Stack:
     base: str
+    database_url: str
     api: httpx.AsyncClient
     owner: dict[str, str]
     env: WorkflowEnvironment
@@ -66,7 +70,7 @@ async def stack(tmp_path_factory, localstripe_url) -> AsyncIterator[Stack]:
             try:
                 async with httpx.AsyncClient(base_url=base, timeout=30) as api, \
                         chromium() as browser:
-                    yield Stack(base, api, bearer(owner), env, browser)
+                    yield Stack(base, url, api, bearer(owner), env, browser)
             finally:
                 server.should_exit = True
                 await serving
@@ -185,4 +189,23 @@ async def test_links_work_once_and_only_for_their_own_customer(stack: Stack):
     response = await page.goto(unused)
     assert response.status == 403
     assert await page.get_by_role("link", name="Back to app.example.com").count() == 2
+    await context.close()
+
+
+async def test_subs_demo_prints_a_portal_link(stack: Stack):
+    """`make dev` then `subs demo`: the printed link opens the demo customer's page."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "subscription_engine_cli.py", "demo", "--plan", "pro-monthly",
+        "--api-url", stack.base, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SUBS_DATABASE_URL": stack.database_url})
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    link = re.search(r"^Portal: +(\S+)$", out.decode(), flags=re.M).group(1)
+    context = await stack.browser.new_context()
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    await page.goto(link)
+    await page.wait_for_url(f"{stack.base}/portal")
+    assert (await page.get_by_test_id("status-line").inner_text()).startswith("Renewing on ")
     await context.close()
