@@ -60,3 +60,26 @@ class Customer(SQLModel, table=True):
     name: str = Field(max_length=200)
     created: datetime = Field(default_factory=utcnow,
                               sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PortalSession(SQLModel, table=True):
+    """A customer portal session (migration ``0009_portal_sessions``): a link that opens once
+    (``link_hash``, until ``link_expires_at``), then the browser session it became
+    (``session_hash``, until ``session_expires_at``). Only SHA-256 hashes of both secrets
+    are stored, as for API keys."""
+
+    __tablename__ = "portal_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    organization_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("organization.id"), nullable=False))
+    customer_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("customer.id"), nullable=False, index=True))
+    return_url: str = Field(max_length=2048)
+    created: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    link_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    link_expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    session_hash: str | None = Field(default=None,
+                                     sa_column=Column(String(64), nullable=True, unique=True))
+    session_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api import codec, observability, outages, problems
+from api.portal import pages as portal_pages
 from api.deps import Clock
 from api.routes import (
     credits,
@@ -28,6 +29,7 @@ from api.routes import (
     entitlements,
     meta,
     organizations,
+    portal_sessions,
     subscription_payment,
     subscriptions,
     webhook_endpoints,
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            excluded_urls="/metrics",
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements, codec):
+                   webhooks, webhook_endpoints, entitlements, portal_sessions, codec):
         app.include_router(module.router)
+    portal_pages.install(app)  # the customer portal's pages (not in the OpenAPI document)
     return app

@@ -333,11 +333,16 @@ def demo(
         if sub.status_code >= 400:
             typer.secho(sub.text, fg="red", err=True)
             raise typer.Exit(code=1)
+        portal = http.post("/v1/portal_sessions", json={"customer": customer_id,
+                                                        "return_url": f"{base}/docs"})
+        portal_line = (f"Portal:  {portal.json()['url']}\n         (the customer's page: "
+                       "opens once, within 5 minutes)\n" if portal.status_code == 201 else "")
     sid = sub.json()["id"]
     typer.echo(f"organization  {org.id}\nowner key     {raw_key}\ncustomer      {customer_id}\n"
                f"subscription  {sid} ({sub.json()['status']}, plan {plan})\n\n"
                f"Web UI:  http://127.0.0.1:8233/namespaces/default/workflows/"
                f"subscription-{sid}\n"
+               f"{portal_line}"
                f"Then:    subs show {sid}\n"
                f"         subs cancel {sid} --mode at_period_end\n"
                f"         subs reactivate {sid}\n"

@@ -232,6 +232,20 @@ class CodecSettings(BaseModel):
         return bool(self.keys)
 
 
+class PortalSettings(BaseModel):
+    """The customer portal (docs/portal.md): how long its links and sessions live."""
+
+    # A link from POST /v1/portal_sessions works once, within this time.
+    link_ttl_seconds: int = Field(default=300, gt=0, le=86_400)
+    # The session the link opens (a cookie scoped to that customer) lasts this long.
+    session_ttl_seconds: int = Field(default=3600, gt=0, le=86_400)
+    # Offer pause and resume on the portal page.
+    allow_pause: bool = False
+    # The portal's public origin for the links (e.g. https://billing.example.com); unset:
+    # the origin the API was called on.
+    public_url: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -249,6 +263,7 @@ class Settings(BaseSettings):
     # GET /metrics of the API answers only with "Authorization: Bearer <token>" when set
     # (README "Deployment security"); unset, it is open (the local stack).
     metrics_token: SecretStr | None = None
+    portal: PortalSettings = PortalSettings()
     # The worker and the API bring the database to the newest schema at start-up (under the
     # migration lock: store/migrate.py). Deployments turn it off and run the migrate job once
     # per deploy (docker-compose.yml), so a schema change never happens under running code.

@@ -44,17 +44,26 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
+def unavailable() -> str | None:
+    """Why browser tests cannot run here, or None (for ``pytest.mark.skipif``)."""
+    if chromium_path() is None:
+        return ("no Chromium on this machine: `bash scripts/ensure-chromium.sh` installs "
+                "Debian's package")
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    return None
+
+
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """The system Chromium under Playwright; skips the test when either is missing."""
+    if (why := unavailable()) is not None:
+        pytest.skip(why)
+    from playwright.async_api import async_playwright
+
     executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium on this machine: `bash scripts/ensure-chromium.sh` "
-                    "installs Debian's package")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[dev]')")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=FLAGS,
                                                    headless=True)
