@@ -47,7 +47,7 @@ SETTLE_TIMEOUT = 30.0
 
 class TimeDidNotSkip(AssertionError):
     """The server's clock did not reach the target: a time-skipping server shared by tests
-    that left workflows running (TOOLCHAIN.md), or not a time-skipping server at all."""
+    that left workflows running (docs/testing.md), or not a time-skipping server at all."""
 
 
 class SubscriptionKit:

