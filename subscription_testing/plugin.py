@@ -13,6 +13,7 @@ the final action, ...) for a module or a directory.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,11 +29,20 @@ if TYPE_CHECKING:
     from subscription_testing.kit import SubscriptionKit
 
 
+# A localstripe already running (e.g. a CI service, or the session that runs this one): used as
+# it is instead of starting one.
+LOCALSTRIPE_URL_VARIABLE = "SUBSCRIPTION_TESTING_STRIPE_URL"
+
+
 @pytest.fixture(scope="session")
 def subscription_localstripe() -> Iterator[str]:
-    """Base URL of a localstripe process of this session, with a store of its own."""
+    """Base URL of a localstripe process of this session, with a store of its own (or the
+    one ``SUBSCRIPTION_TESTING_STRIPE_URL`` names)."""
     from subscription_testing.stripe_server import start_localstripe
 
+    if os.environ.get(LOCALSTRIPE_URL_VARIABLE):
+        yield os.environ[LOCALSTRIPE_URL_VARIABLE]
+        return
     server = start_localstripe()
     try:
         yield server.url

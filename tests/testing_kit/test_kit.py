@@ -14,6 +14,7 @@ import pytest
 
 import subscription_testing.plugin
 from config.settings import REPO_ROOT
+from domain.errors import RequestRefused
 from domain.plans import Plan
 
 pytestmark = pytest.mark.temporal
@@ -34,14 +35,15 @@ def readme_example() -> str:
     return block
 
 
-def test_the_readme_and_docs_examples_pass_as_written(pytester, monkeypatch):
+def test_the_readme_and_docs_examples_pass_as_written(pytester, monkeypatch, localstripe_url):
     """In a process of its own, as a user's project runs them (this checkout first on the
-    path, in case another one is installed)."""
+    path, in case another one is installed; this session's localstripe)."""
     docs = python_blocks((REPO_ROOT / "docs" / "testing.md").read_text())
     assert len(docs) == 1
     pytester.makepyfile(test_readme_example=readme_example(), test_docs_example=docs[0])
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    monkeypatch.setenv(subscription_testing.plugin.LOCALSTRIPE_URL_VARIABLE, localstripe_url)
     result = pytester.runpytest_subprocess("-p", "subscription_testing.plugin", "-p",
                                            "no:cacheprovider")
     result.assert_outcomes(passed=3)
@@ -64,3 +66,22 @@ def test_the_entry_point_is_the_module_the_suite_registers(request):
     assert name == target == subscription_testing.plugin.__name__
     assert target.split(".")[0] in project["tool"]["setuptools"]["packages"]
     assert request.config.pluginmanager.get_plugin(name) is subscription_testing.plugin
+
+
+async def test_requests_answer_the_settled_state(subscription_kit):
+    """The request helpers end to end, through client_ops: refusals raise with the rule, and an
+    immediate cancel's full refund is in our records and at Stripe when it answers."""
+    sub = await subscription_kit.subscribe("pro-monthly")
+    with pytest.raises(RequestRefused):
+        await sub.reactivate()  # nothing to reactivate
+    assert (await sub.cancel()).cancel_at_period_end
+    assert not (await sub.reactivate()).cancel_at_period_end
+    assert (await sub.pause(mode="now")).status == "paused"
+    assert (await sub.resume(anchor="keep")).status == "active"
+    await sub.advance(timedelta(days=10))
+    state = await sub.cancel(mode="immediately", refund="full")
+    assert state.status == "canceled"
+    [refund] = sub.refunds()
+    assert refund.amount == 2000
+    assert [r["amount"] for r in sub.stripe_refunds(refund.payment_intent_id)] == [2000]
+    assert sub.event_types()[-1] == "customer.subscription.deleted"
