@@ -1,4 +1,5 @@
-"""Shared fixtures: databases (SQLite file and a fresh PostgreSQL database), migrated with alembic."""
+"""Shared fixtures: databases (SQLite file and a fresh PostgreSQL database), migrated with alembic;
+``env``, a time-skipping server of the test (the testing kit's ``subscription_env``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from store.engine import get_engine
 from store.migrate import upgrade
 
-pytest_plugins = ["tests.fakes_stripe"]
+# The testing kit's fixtures (a no-op where its entry point already loaded it), the suite's name
+# for its localstripe, and pytester (tests/testing_kit runs the README's example in a session).
+pytest_plugins = ["subscription_testing.plugin", "tests.fakes_stripe", "pytester"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SUBS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -72,3 +75,9 @@ def postgres_url() -> Iterator[str]:
 def db_url(request) -> str:
     """Runs a test once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def env(subscription_env):
+    """A time-skipping Temporal server of this test, search attributes registered."""
+    return subscription_env

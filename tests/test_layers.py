@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"activities"},
     {"workflows"},
     # Entry points; migrations too (alembic loads them, nothing imports them).
-    {"api", "cli", "workers", "devstack", "bench", "migrations"},
+    {"api", "cli", "workers", "devstack", "bench", "migrations", "subscription_testing"},
 ]
 
 # Arrows within one layer, each with its reason; anything else sideways fails (so does a cycle).
@@ -33,6 +33,7 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("webhooks", "payments"): "Stripe customer events update the payment side's customers",
     ("bench", "workers"): "benchmarks start real workers",
     ("bench", "devstack"): "benchmarks run against the local stack",
+    ("subscription_testing", "workers"): "the testing kit runs the real worker",
 }
 
 

@@ -20,27 +20,17 @@ from accounts.models import Role
 from api.app import create_app
 from config.settings import Settings, TemporalSettings
 from store.engine import get_engine
+from subscription_testing.stripe_server import stripe_settings
 from tests.api.helpers import Org, bearer
-from tests.fakes_stripe import localstripe_url, stripe_settings  # noqa: F401
-from tests.support.temporal import time_skipping_env
 
 
 @pytest.fixture
-def settings(sqlite_url: str, localstripe_url: str) -> Settings:  # noqa: F811
+def settings(sqlite_url: str, localstripe_url: str) -> Settings:
     return Settings(
         database_url=sqlite_url,
         stripe=stripe_settings(localstripe_url),
         temporal=TemporalSettings(task_queue=f"api-tests-{uuid.uuid4().hex[:8]}"),
     )
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await time_skipping_env()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture

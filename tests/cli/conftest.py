@@ -8,17 +8,12 @@ import pytest
 
 from config.settings import Settings, TemporalSettings
 from tests.fakes_stripe import stripe_settings
-from tests.support.temporal import time_skipping_env
 from workers.main import build_worker
 
 
 @pytest.fixture
-async def stack(sqlite_url, localstripe_url):
+async def stack(sqlite_url, localstripe_url, env):
     settings = Settings(database_url=sqlite_url, stripe=stripe_settings(localstripe_url),
                         temporal=TemporalSettings(task_queue=f"cli-{uuid.uuid4().hex[:8]}"))
-    env = await time_skipping_env()
-    try:
-        async with build_worker(env.client, settings):
-            yield settings, env
-    finally:
-        await env.shutdown()
+    async with build_worker(env.client, settings):
+        yield settings, env

@@ -29,6 +29,7 @@ from payments.gateway import StripeGateway
 from payments.models import ChargeAttempt
 from payments.service import PaymentService
 from store.engine import get_engine
+from subscription_testing.kit import stripe_charges
 from workflows import client_ops
 
 
@@ -140,9 +141,6 @@ class Books:
 def books(settings: Settings, customer_id: str, sub_id: str) -> Books:
     engine = get_engine(settings.database_url)
     payments = PaymentService(engine, StripeGateway(settings.stripe))
-    stripe_id = payments.get_customer(customer_id).stripe_customer_id
-    charges = payments.gateway.client.v1.charges.list(params={"customer": stripe_id,
-                                                              "limit": 100})
     with Session(engine) as session:
         attempts = session.exec(select(ChargeAttempt).where(
             ChargeAttempt.subscription_id == sub_id)).all()
@@ -151,7 +149,7 @@ def books(settings: Settings, customer_id: str, sub_id: str) -> Books:
         events = session.exec(select(SubscriptionEventRow).where(
             SubscriptionEventRow.subscription_id == sub_id)).all()
     return Books(
-        stripe_succeeded=[c.amount for c in charges.data if c.status == "succeeded"],
+        stripe_succeeded=[c["amount"] for c in stripe_charges(payments, customer_id)],
         charges_by_period=Counter(a.period_key for a in attempts if a.status == "succeeded"),
         grants_by_period=Counter(g.period_key for g in grants),
         event_seqs=sorted(e.seq for e in events),
@@ -177,12 +175,11 @@ def purchase_books(settings: Settings, customer_id: str) -> tuple[dict, dict]:
     engine = get_engine(settings.database_url)
     payments = PaymentService(engine, StripeGateway(settings.stripe))
     v1 = payments.gateway.client.v1
-    stripe_id = payments.get_customer(customer_id).stripe_customer_id
     charged: dict[str, list[int]] = {}
-    for charge in v1.charges.list(params={"customer": stripe_id, "limit": 100}).data:
-        metadata = v1.payment_intents.retrieve(charge.payment_intent).to_dict()["metadata"]
-        if charge.status == "succeeded" and metadata.get("purpose") in purchases.PURPOSES:
-            charged.setdefault(metadata["idempotency_key"], []).append(charge.amount)
+    for charge in stripe_charges(payments, customer_id):
+        metadata = v1.payment_intents.retrieve(charge["payment_intent"]).to_dict()["metadata"]
+        if metadata.get("purpose") in purchases.PURPOSES:
+            charged.setdefault(metadata["idempotency_key"], []).append(charge["amount"])
     with Session(engine) as session:
         lots = session.exec(select(CreditEntry).where(
             CreditEntry.customer_id == customer_id, CreditEntry.entry_type == "grant",

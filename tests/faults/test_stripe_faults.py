@@ -20,21 +20,11 @@ from config.settings import DEFAULT_PLANS_FILE, Settings, TemporalSettings
 from tests.fakes_stripe import CARD_OK, stripe_settings
 from tests.faults.helpers import assert_exactly_once, books, new_customer, start, wait_for
 from tests.faults.stripe_proxy import Fault
-from tests.support.temporal import time_skipping_env
 from workers.main import build_worker
 
 pytestmark = pytest.mark.temporal
 
 PLAN = load_catalog(DEFAULT_PLANS_FILE).get("pro-monthly")
-
-
-@pytest.fixture
-async def env():
-    env = await time_skipping_env()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_stripe_errors_timeouts_and_lost_responses_during_a_renewal(

@@ -12,7 +12,6 @@ from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
 from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.fakes_stripe import localstripe_url  # noqa: F401 - the fixture, for this directory
 from tests.payments.fault_server import FaultServer
 
 
@@ -80,7 +79,7 @@ class CrashingGateway(RecordingGateway):
 
 
 @pytest.fixture
-def stripe_cfg(localstripe_url):  # noqa: F811 - the imported fixture
+def stripe_cfg(localstripe_url):
     return stripe_settings(localstripe_url)
 
 

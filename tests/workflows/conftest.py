@@ -10,7 +10,6 @@ time-skipping server (shared/TOOLCHAIN.md). Time moves only through ``env.sleep`
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -20,14 +19,13 @@ from config.settings import Settings, TemporalSettings
 from payments.gateway import StripeGateway
 from payments.service import PaymentService
 from store.engine import get_engine
-from tests.fakes_stripe import localstripe_url, stripe_settings  # noqa: F401
-from tests.support.temporal import time_skipping_env
+from subscription_testing.stripe_server import stripe_settings
 from tests.workflows.scenario import Scenario
 from workers.main import build_worker
 
 
 @pytest.fixture
-def settings(sqlite_url: str, localstripe_url: str) -> Settings:  # noqa: F811
+def settings(sqlite_url: str, localstripe_url: str) -> Settings:
     return Settings(
         database_url=sqlite_url,
         stripe=stripe_settings(localstripe_url),
@@ -43,15 +41,6 @@ def engine(settings: Settings) -> Engine:
 @pytest.fixture
 def payments(settings: Settings, engine: Engine) -> PaymentService:
     return PaymentService(engine, StripeGateway(settings.stripe))
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await time_skipping_env()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture
