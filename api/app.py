@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from api import observability, outages, problems
+from api import access, observability, outages, problems
 from api.deps import Clock
+from api.limits import BodyLimit, RateLimiter
 from api.routes import (
     credits,
     customers,
@@ -92,10 +93,16 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(
         engine, StripeGateway(settings.stripe, engine=engine))  # the deployment's Stripe budget
     app.state.ledger = ledger or Ledger(engine, settings.credits)
+    app.state.rate_limiter = RateLimiter(settings.api.rate_limit_per_second,
+                                         settings.api.rate_limit_burst)
     problems.install(app)
     outages.install(app)
     observability.install(app)
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements):
+        access.document(module.router)
         app.include_router(module.router)
+    access.document(app.router)
+    access.routes(app)  # every route has an access rule, or the app does not start
+    app.add_middleware(BodyLimit, settings=settings.api)  # outermost: before anything reads
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLANS_FILE = Path(__file__).resolve().parent / "plans.yaml"
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_local_development_secret"
 
 
 class TemporalSettings(BaseModel):
@@ -53,12 +55,19 @@ class StripeSettings(BaseModel):
     # Real Stripe needs off_session=true on confirm for merchant-initiated renewals;
     # localstripe rejects the parameter, so the local stack turns it off.
     confirm_off_session: bool = False
-    webhook_secret: str = "whsec_local_development_secret"
+    # The development default: a deployment in production mode refuses to start with it
+    # (Settings._production_needs_secrets), as anyone can forge events signed with it.
+    webhook_secret: str = DEVELOPMENT_WEBHOOK_SECRET
     webhook_tolerance_seconds: int = 300
     # How long a delivery holds an event while its handler runs; a handler that dies keeps it
     # that long, then Stripe's next delivery takes it over. Longer than a handler can take.
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     request_timeout_seconds: float = 20.0
+
+    @property
+    def live_mode(self) -> bool:
+        """A live key moves real money: raw card numbers are refused, secrets are required."""
+        return self.api_key.startswith(("sk_live_", "rk_live_"))
 
 
 class RetentionSettings(BaseModel):
@@ -125,6 +134,26 @@ class NotificationSettings(BaseModel):
     max_attempts: int = 20
     poll_interval_seconds: float = 1.0
     batch_size: int = 20
+    # Outbound webhook targets (notifications/targets.py): addresses that are not public
+    # (loopback, private, link-local, CGNAT, metadata, multicast, reserved) are refused at
+    # registration and at every delivery. Development and tests whose receivers run locally
+    # allow them all; a deployment with an internal receiver allows just its networks.
+    webhook_allow_private_targets: bool = False
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list, examples=[["10.20.0.0/16"]])
+
+
+class ApiSettings(BaseModel):
+    """Input limits of the HTTP API (api/limits.py)."""
+
+    # Bodies above these are refused with 413 before they are read in full.
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    max_webhook_body_bytes: int = Field(default=512 * 1024, gt=0)
+    # Requests per API key: a token bucket of `rate_limit_burst` tokens refilled at
+    # `rate_limit_per_second`, kept in each API process (N processes: N x the rate).
+    # 0 turns the limit off.
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
 
 
 class Settings(BaseSettings):
@@ -132,6 +161,10 @@ class Settings(BaseSettings):
         env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
     )
 
+    # "production" requires real secrets (no development defaults) and https webhook targets,
+    # and refuses raw card numbers; a live Stripe key (sk_live_) means production whatever
+    # this says.
+    environment: Literal["development", "production"] = "development"
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'subscriptions.db'}"
     plans_file: Path = DEFAULT_PLANS_FILE
     temporal: TemporalSettings = TemporalSettings()
@@ -145,6 +178,7 @@ class Settings(BaseSettings):
     # per deploy (docker-compose.yml), so a schema change never happens under running code.
     migrate_on_start: bool = True
     reconcile: ReconcileSettings = ReconcileSettings()
+    api: ApiSettings = ApiSettings()
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
@@ -159,6 +193,18 @@ class Settings(BaseSettings):
     # passed through the sandbox anyway) and checked in CI: the recorded histories replay
     # in the sandbox (tests/replay), which refuses I/O, clocks and randomness.
     workflow_sandbox: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production" or self.stripe.live_mode
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.production and self.stripe.webhook_secret == DEVELOPMENT_WEBHOOK_SECRET:
+            raise ValueError("production (SUBS_ENVIRONMENT=production or a live Stripe key) "
+                             "needs SUBS_STRIPE__WEBHOOK_SECRET: the development default lets "
+                             "anyone forge Stripe events")
+        return self
 
 
 @lru_cache
