@@ -74,11 +74,12 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
+def running_receiver(host: str = "127.0.0.1", port: int = 0) -> Iterator[Receiver]:
     """A real HTTP receiver on ``host`` (any 127.x address is local on Linux)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port = s.getsockname()[1]
+    if not port:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
     state = Receiver(url=f"http://{host}:{port}/hooks", port=port)
     lock = threading.Lock()
 
