@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                          settings.api.rate_limit_burst)
     problems.install(app)
     outages.install(app)
+    # Before anything reads a body; inside the access log and metrics, which count its 413s.
+    app.add_middleware(BodyLimit, settings=settings.api)
     observability.install(app)
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements):
@@ -104,5 +106,4 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         app.include_router(module.router)
     access.document(app.router)
     access.routes(app)  # every route has an access rule, or the app does not start
-    app.add_middleware(BodyLimit, settings=settings.api)  # outermost: before anything reads
     return app

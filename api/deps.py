@@ -122,8 +122,8 @@ class Requires:
     def __init__(self, *roles: Role) -> None:
         self.roles = frozenset(roles)
 
-    def __call__(self, request: Request, principal: Annotated[Principal, Depends(_principal)]
-                 ) -> Principal:
+    async def __call__(self, request: Request,
+                       principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if principal.role not in self.roles:
             who = " and ".join(_WHO[r] for r in Role if r in self.roles and r != Role.OPERATOR)
             summary = getattr(request.scope.get("route"), "summary", None) or "do this"

@@ -41,7 +41,8 @@ def _resource(customer: Customer, payment_method: str | None) -> CustomerResourc
              responses=problem_responses(401, 404, 422),
              summary="Create a customer")
 async def create_customer_(body: CreateCustomer, principal: BillingManagerDep,
-                           engine: EngineDep, payments: PaymentsDep, settings: SettingsDep) -> CustomerResource:
+                           engine: EngineDep, payments: PaymentsDep, settings: SettingsDep
+                           ) -> CustomerResource:
     """Creates the customer and its Stripe customer; `payment_method` (a test card number or a
     pm_ id) becomes the default payment method for renewals."""
     billing.check_card_number(body.payment_method, "payment_method", settings.production)
@@ -74,7 +75,8 @@ async def get_customer_(customer_id: CustomerId, principal: ReaderDep, engine: E
 async def update_payment_method(customer_id: CustomerId, body: UpdatePaymentMethod,
                                 principal: BillingManagerDep, engine: EngineDep,
                                 payments: PaymentsDep, client: TemporalDep,
-                                deadline: DeadlineDep, settings: SettingsDep) -> PaymentMethodResult:
+                                deadline: DeadlineDep, settings: SettingsDep
+                                ) -> PaymentMethodResult:
     """Replaces the default payment method; subscriptions whose payment failed retry it at
     once (D9)."""
     if (body.card_number is None) == (body.payment_method_id is None):

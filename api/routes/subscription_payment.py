@@ -43,7 +43,8 @@ class SubscriptionPaymentMethodResult(BaseModel):
 async def update_subscription_payment_method(
         subscription_id: SubscriptionId, body: UpdatePaymentMethod,
         principal: BillingManagerDep, engine: EngineDep, payments: PaymentsDep,
-        client: TemporalDep, deadline: DeadlineDep, settings: SettingsDep, now: NowDep) -> SubscriptionPaymentMethodResult:
+        client: TemporalDep, deadline: DeadlineDep, settings: SettingsDep, now: NowDep
+        ) -> SubscriptionPaymentMethodResult:
     """Give exactly one of `card_number` (test mode) and `payment_method_id`. A failed
     payment is retried at once with the new method (D9). An ended subscription is never
     charged again: 409."""
