@@ -7,7 +7,8 @@ multicast, reserved, unspecified, the metadata address; IPv4-mapped IPv6 is judg
 unless a setting allows it, and then connects to that checked address (the URL's host goes in
 the Host header and as TLS SNI, so the certificate is still verified for the name): a DNS
 answer that changes between check and use cannot move the request elsewhere. Redirects are
-not followed, proxies from the environment are not used, and every request has a timeout.
+not followed, proxies from the environment are not used, and DNS and the POST each have the
+webhook timeout.
 Registration runs the checks that need no DNS (scheme, literal addresses, localhost names).
 """
 
@@ -124,7 +125,9 @@ async def pin(url: str, settings: NotificationSettings, *, https_only: bool,
     host = parsed.host
     if _literal(host) is not None:
         return Pinned(parsed, host)
-    addresses = await resolver(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+    async with asyncio.timeout(settings.webhook_timeout_seconds):  # DNS can hang too
+        addresses = await resolver(host,
+                                   parsed.port or (443 if parsed.scheme == "https" else 80))
     if not addresses:
         raise OSError(f"{host} has no address")  # DNS trouble: retried like any failure
     for address in addresses:
@@ -134,9 +137,11 @@ async def pin(url: str, settings: NotificationSettings, *, https_only: bool,
 
 async def post(target: Pinned, body: bytes, headers: dict[str, str],
                timeout: float) -> httpx.Response:
-    """POST to the pinned address; no redirects, no proxies from the environment."""
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False,
-                                 timeout=timeout) as client:
+    """POST to the pinned address; no redirects, no proxies from the environment, and
+    ``timeout`` for the whole exchange (httpx's own applies per read, which a trickling
+    server could stretch)."""
+    async with asyncio.timeout(timeout), httpx.AsyncClient(
+            trust_env=False, follow_redirects=False, timeout=timeout) as client:
         return await client.post(target.request_url(), content=body,
                                  headers={**headers, **target.headers()},
                                  extensions=target.extensions())

@@ -6,6 +6,7 @@ tell without DNS (422 on `url`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -33,9 +34,9 @@ NOW = at(2026, 1, 10, 0, 0, 1)
 
 def dispatcher(url: str, *, resolver=system_resolver, https_only: bool = False,
                **settings) -> Dispatcher:
+    settings = {"webhook_timeout_seconds": 5, **settings}
     return Dispatcher(get_engine(url), NotificationSettings(
-        smtp_port=9, smtp_timeout_seconds=1, webhook_timeout_seconds=5,
-        backoff_initial=timedelta(seconds=1), **settings),
+        smtp_port=9, smtp_timeout_seconds=1, backoff_initial=timedelta(seconds=1), **settings),
         https_only=https_only, resolver=resolver)
 
 
@@ -136,6 +137,18 @@ async def test_redirects_are_not_followed(sqlite_url, local):
     assert row.last_error == ("RuntimeError: webhook answered HTTP 302 (redirects are not "
                               "followed)")
     assert local.deliveries == []
+
+
+async def test_a_hanging_dns_lookup_ends_the_attempt_in_time(sqlite_url):
+    async def hanging(host: str, port: int) -> list[str]:
+        await asyncio.Event().wait()
+        return []
+
+    queue_one(sqlite_url, "https://hooks.example.com/hooks")
+    await asyncio.wait_for(dispatcher(sqlite_url, resolver=hanging,
+                                      webhook_timeout_seconds=0.2).run_once(NOW), 5)
+    (row,) = webhook_rows(sqlite_url)
+    assert row.status == OutboxStatus.PENDING and row.last_error.startswith("TimeoutError")
 
 
 async def test_production_posts_over_https_only(sqlite_url):
