@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -27,13 +28,15 @@ log = logging.getLogger("notifications")
 
 class Dispatcher:
     """``https_only`` outside development; ``resolver`` answers the webhook hosts' addresses
-    (tests give their own DNS)."""
+    and ``tls`` verifies their certificates (default: the system's CAs); tests give their own
+    DNS and CA."""
 
     def __init__(self, engine: Engine, settings: NotificationSettings,
                  clock: Callable[[], datetime] = utcnow, *, https_only: bool = False,
-                 resolver: targets.Resolver = targets.system_resolver) -> None:
+                 resolver: targets.Resolver = targets.system_resolver,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
-        self.https_only, self.resolver = https_only, resolver
+        self.https_only, self.resolver, self.tls = https_only, resolver, tls
         slowest = max(settings.smtp_timeout_seconds, settings.webhook_timeout_seconds)
         # Longer than any send can take, so a live holder never loses its lease mid-send.
         self.lease = timedelta(seconds=2 * slowest + 60)
@@ -76,7 +79,8 @@ class Dispatcher:
                                             "endpoint deleted")
                     return
                 await senders.post_webhook(message, endpoint, self.settings,
-                                           https_only=self.https_only, resolver=self.resolver)
+                                           https_only=self.https_only, resolver=self.resolver,
+                                           tls=self.tls)
         except targets.TargetRefused as refused:  # retrying cannot help: failed for good
             log.warning("delivery of %s refused: %s", message.dedupe_key, refused.message)
             await asyncio.to_thread(outbox.mark_refused, self.engine, message,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import smtplib
+import ssl
 import time
 from email.message import EmailMessage
 from datetime import datetime
@@ -53,7 +54,8 @@ def webhook_body(message: OutboxMessage) -> bytes:
 
 async def post_webhook(message: OutboxMessage, endpoint: WebhookEndpoint,
                        settings: NotificationSettings, *, https_only: bool,
-                       resolver: targets.Resolver = targets.system_resolver) -> None:
+                       resolver: targets.Resolver = targets.system_resolver,
+                       tls: ssl.SSLContext | None = None) -> None:
     """Raises TargetRefused for a target that is not allowed (notifications/targets.py)."""
     target = await targets.pin(endpoint.url, settings, https_only=https_only,
                                resolver=resolver)
@@ -62,7 +64,7 @@ async def post_webhook(message: OutboxMessage, endpoint: WebhookEndpoint,
         "Content-Type": "application/json",
         signing.HEADER: signing.header(endpoint.secret, int(time.time()), body),
         signing.EVENT_ID_HEADER: message.event_id,
-    }, settings.webhook_timeout_seconds)
+    }, settings.webhook_timeout_seconds, tls)
     if 300 <= response.status_code < 400:
         raise RuntimeError(f"webhook answered HTTP {response.status_code} (redirects are not "
                            "followed)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
@@ -135,13 +136,14 @@ async def pin(url: str, settings: NotificationSettings, *, https_only: bool,
     return Pinned(parsed, addresses[0].split("%", 1)[0])
 
 
-async def post(target: Pinned, body: bytes, headers: dict[str, str],
-               timeout: float) -> httpx.Response:
+async def post(target: Pinned, body: bytes, headers: dict[str, str], timeout: float,
+               tls: ssl.SSLContext | None = None) -> httpx.Response:
     """POST to the pinned address; no redirects, no proxies from the environment, and
     ``timeout`` for the whole exchange (httpx's own applies per read, which a trickling
     server could stretch)."""
     async with asyncio.timeout(timeout), httpx.AsyncClient(
-            trust_env=False, follow_redirects=False, timeout=timeout) as client:
+            trust_env=False, follow_redirects=False, timeout=timeout,
+            verify=tls if tls is not None else True) as client:
         return await client.post(target.request_url(), content=body,
                                  headers={**headers, **target.headers()},
                                  extensions=target.extensions())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,8 +75,10 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(host: str = "127.0.0.1", port: int = 0) -> Iterator[Receiver]:
-    """A real HTTP receiver on ``host`` (any 127.x address is local on Linux)."""
+def running_receiver(host: str = "127.0.0.1", port: int = 0,
+                     tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A real HTTP receiver on ``host`` (any 127.x address is local on Linux); with ``tls``
+    (a server context) it speaks https."""
     if not port:
         with socket.socket() as s:
             s.bind((host, 0))
@@ -104,6 +107,9 @@ def running_receiver(host: str = "127.0.0.1", port: int = 0) -> Iterator[Receive
             pass
 
     server = ThreadingHTTPServer((host, port), Handler)
+    if tls is not None:
+        state.url = f"https://{host}:{port}/hooks"
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -7,9 +7,12 @@ tell without DNS (422 on `url`)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import tempfile
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from ipaddress import ip_address
 
 import httpx
@@ -33,11 +36,11 @@ NOW = at(2026, 1, 10, 0, 0, 1)
 
 
 def dispatcher(url: str, *, resolver=system_resolver, https_only: bool = False,
-               **settings) -> Dispatcher:
+               tls: ssl.SSLContext | None = None, **settings) -> Dispatcher:
     settings = {"webhook_timeout_seconds": 5, **settings}
     return Dispatcher(get_engine(url), NotificationSettings(
         smtp_port=9, smtp_timeout_seconds=1, backoff_initial=timedelta(seconds=1), **settings),
-        https_only=https_only, resolver=resolver)
+        https_only=https_only, resolver=resolver, tls=tls)
 
 
 def queue_one(url: str, target: str) -> None:
@@ -223,3 +226,68 @@ async def _api(sqlite_url: str, localstripe_url: str, **overrides):
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         yield http, {"Authorization": f"Bearer {raw}"}
+
+
+def _tls_pair(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for ``name`` from a fresh CA, and a client context
+    that trusts that CA only."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool, san: str | None = None):
+        now = datetime.now(UTC)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=1))
+                   .not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = cert("test CA", ca_key, "test CA", ca_key, ca=True)
+    leaf = cert(name, leaf_key, "test CA", ca_key, ca=False, san=name)
+    pem = serialization.Encoding.PEM
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert_file.write_bytes(leaf.public_bytes(pem))
+        key_file.write_bytes(leaf_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client
+
+
+@pytest.mark.parametrize("cert_name,delivered", [("hooks.tls.example", True),
+                                                  ("other.example", False)])
+async def test_https_to_the_pinned_address_verifies_the_hosts_certificate(
+        sqlite_url, cert_name, delivered):
+    """Connecting to the checked IP still verifies the certificate for the URL's host (SNI):
+    a certificate for another name fails the delivery."""
+    server, client = _tls_pair(cert_name)
+    with running_receiver("127.0.0.2", tls=server) as hook:
+        queue_one(sqlite_url, f"https://hooks.tls.example:{hook.port}/hooks")
+        await dispatcher(sqlite_url, https_only=True, tls=client,
+                         resolver=dns({"hooks.tls.example": ["127.0.0.2"]}, []),
+                         webhook_allowed_networks=["127.0.0.2/32"]).run_once(NOW)
+    (row,) = webhook_rows(sqlite_url)
+    if delivered:
+        assert row.status == OutboxStatus.SENT, row.last_error
+        assert len(hook.deliveries) == 1
+    else:
+        assert row.status == OutboxStatus.PENDING and "CERTIFICATE_VERIFY_FAILED" in \
+            row.last_error
+        assert hook.deliveries == []
