@@ -36,11 +36,6 @@ class Principal:
     def is_operator(self) -> bool:
         return self.role == Role.OPERATOR
 
-    @property
-    def manages_billing(self) -> bool:
-        """D21: cancellation and reactivation are for owners and billing admins."""
-        return self.role in (Role.OWNER, Role.BILLING_ADMIN, Role.OPERATOR)
-
     def can_see(self, organization_id: str) -> bool:
         return self.is_operator or self.organization_id == organization_id
 

@@ -20,9 +20,10 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from api import codec, observability, outages, problems
+from api import access, codec, observability, outages, problems
 from api.portal import pages as portal_pages
 from api.deps import Clock
+from api.limits import BodyLimit, RateLimiter
 from api.routes import (
     credits,
     customers,
@@ -103,8 +104,12 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.payments = payments or PaymentService(
         engine, StripeGateway(settings.stripe, engine=engine))  # the deployment's Stripe budget
     app.state.ledger = ledger or Ledger(engine, settings.credits)
+    app.state.rate_limiter = RateLimiter(settings.api.rate_limit_per_second,
+                                         settings.api.rate_limit_burst)
     problems.install(app)
     outages.install(app)
+    # Before anything reads a body; inside the access log and metrics, which count its 413s.
+    app.add_middleware(BodyLimit, settings=settings.api)
     observability.install(app)
     if tracing:
         FastAPIInstrumentor.instrument_app(app, tracer_provider=tracing.provider,
@@ -112,6 +117,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements, portal_sessions, codec):
+        access.document(module.router)
         app.include_router(module.router)
+    access.document(app.router)
     portal_pages.install(app)  # the customer portal's pages (not in the OpenAPI document)
+    access.routes(app)  # every route has an access rule, or the app does not start
     return app

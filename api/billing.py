@@ -47,12 +47,22 @@ def payment_errors(field: str) -> Iterator[None]:
         raise invalid("idempotency_key", "idempotency_key_reused",
                       "this idempotency_key was already used for a different request") from err
     except RetryableGatewayError as err:
-        raise ApiProblem(503, "upstream-unavailable", f"the payment provider did not answer: "
-                         f"{err.message}; retry with the same key",
-                         code="payments_unavailable") from err
+        log.warning("payment provider unavailable: %s", err.message)  # its text stays here
+        raise ApiProblem(503, "upstream-unavailable", "the payment provider did not answer; "
+                         "retry with the same key", code="payments_unavailable",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from err
     except (NonRetryableGatewayError, PaymentError) as err:
         raise invalid(field, err.code or "payment_method_rejected",
                       f"the payment provider refused it: {err.message}") from err
+
+
+def check_card_number(payment_method: str | None, field: str, live: bool) -> None:
+    """Raw card numbers are test cards: with a live key (production) the API takes payment
+    method ids only, so card data never passes through it (422 naming ``field``)."""
+    if live and payment_method is not None and _CARD_NUMBER.match(payment_method):
+        raise invalid(field, "card_number_not_allowed", "raw card numbers are accepted with "
+                      "test keys only; in production send a payment method id (pm_...) "
+                      "collected by Stripe")
 
 
 def attach(payments: PaymentService, customer_id: str,

@@ -1,4 +1,4 @@
-"""Request dependencies, as Annotated aliases (``SettingsDep``, ``PrincipalDep``...).
+"""Request dependencies, as Annotated aliases (``SettingsDep``, ``ReaderDep``...).
 
 Everything long-lived (settings, the Temporal client, the catalog, the payment and ledger
 services, the clock) is created once per process by ``create_app``/its lifespan and kept on
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from accounts.keys import Principal, authenticate
+from accounts.models import Role
+from api.limits import rate_limited
 from api.outages import temporal_unavailable
 from api.problems import ApiProblem
 from config.plans import PlanCatalog
@@ -93,8 +95,9 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="subscriptions"'}
 
 
-async def _principal(engine: EngineDep, credentials: Annotated[
+async def _principal(request: Request, engine: EngineDep, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller's key, within its rate (api/limits.py: 429 with Retry-After past it)."""
     if credentials is None or not credentials.credentials:
         raise ApiProblem(401, "unauthenticated", "missing API key: send Authorization: Bearer "
                          "<key>", code="missing_api_key", headers=_CHALLENGE)
@@ -102,10 +105,14 @@ async def _principal(engine: EngineDep, credentials: Annotated[
     if principal is None:
         raise ApiProblem(401, "unauthenticated", "unknown or revoked API key",
                          code="invalid_api_key", headers=_CHALLENGE)
+    wait = request.app.state.rate_limiter.take(principal.key_id)
+    if wait:
+        raise rate_limited(wait)
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(_principal)]
+_WHO = {Role.OWNER: "owners", Role.BILLING_ADMIN: "billing admins", Role.MEMBER: "members",
+        Role.OPERATOR: "operators"}
 
 
 def require_token(request: Request, expected: SecretStr | None, setting: str) -> None:
@@ -120,17 +127,35 @@ def require_token(request: Request, expected: SecretStr | None, setting: str) ->
                          code="invalid_operator_token", headers=_CHALLENGE)
 
 
-def billing_manager(action: str):
-    """A dependency that lets only owners and billing admins (and operators) act (D21); the
-    refusal names the ``action``. The one rule behind every billing-manager route."""
+class Requires:
+    """A route's access rule: the roles whose keys may call it (D21). Every route that takes an
+    API key declares one (``principal: ReaderDep``, ``BillingManagerDep``, ``OwnerDep``);
+    api/access.py reads them back from the app for the table in docs/api.md. Another
+    organization's resources are a 404 (api/scope.py), whatever the role."""
 
-    def manager(principal: PrincipalDep) -> Principal:
-        if not principal.manages_billing:
-            raise ApiProblem(403, "forbidden", "only organization owners and billing admins "
-                             f"can {action}; ask one of them", code="role_not_allowed")
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles)
+
+    async def __call__(self, request: Request,
+                       principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if principal.role not in self.roles:
+            who = " and ".join(_WHO[r] for r in Role if r in self.roles and r != Role.OPERATOR)
+            summary = getattr(request.scope.get("route"), "summary", None) or "do this"
+            raise ApiProblem(403, "forbidden", f"only organization {who} may "
+                             f"{summary[0].lower() + summary[1:]}; ask one of them",
+                             code="role_not_allowed", roles=sorted(self.roles))
         return principal
 
-    return Annotated[Principal, Depends(manager)]
+
+def requires(*roles: Role) -> Any:
+    """``Annotated[Principal, ...]`` for a route parameter: the key, if its role is one of
+    ``roles``; else 403 naming who may."""
+    return Annotated[Principal, Depends(Requires(*roles))]
 
 
-BillingManagerDep = billing_manager("cancel or reactivate subscriptions")
+ReaderDep = requires(Role.OWNER, Role.BILLING_ADMIN, Role.MEMBER, Role.OPERATOR)
+"""Reads, and spending credits on work (every member uses the product)."""
+BillingManagerDep = requires(Role.OWNER, Role.BILLING_ADMIN, Role.OPERATOR)
+"""Anything that moves money or changes billing (D21): owners and billing admins."""
+OwnerDep = requires(Role.OWNER, Role.OPERATOR)
+"""Deleting the organization (D22)."""

@@ -70,6 +70,14 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "A service we depend on is unavailable",
         "The workflow engine, the database or the payment provider did not answer (503), or "
         "not in time (504); retry after `Retry-After` seconds with the same Idempotency-Key."),
+    "payload-too-large": (
+        "The request body is too large",
+        "The body is larger than the route accepts (`limit` bytes); it was not read in full. "
+        "Nothing was done."),
+    "rate-limited": (
+        "Too many requests",
+        "This API key sent more requests than its rate allows; retry after `Retry-After` "
+        "seconds. Nothing was done."),
     "internal-error": (
         "Internal error",
         "Something failed on our side; it has been logged."),
@@ -197,6 +205,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        problem = getattr(exc, "problem", None)  # ours, raised where only HTTPException passes
+        if isinstance(problem, ApiProblem):
+            return problem_response(request, problem)
         if exc.status_code == 400:  # FastAPI could not even decode the body (e.g. not UTF-8)
             message = "the body is not valid JSON"
             return problem_response(request, ApiProblem(

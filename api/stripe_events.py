@@ -13,6 +13,7 @@ takes over a dead handler's event re-does the retry and Temporal applies it at m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from payments.service import PaymentService
 from webhooks import customers as local_customers
 from webhooks.events import StripeEvent
 
+log = logging.getLogger("api.webhooks")
+
 
 @dataclass
 class Outcome:
@@ -52,9 +55,9 @@ def _stripe(call: Callable[[], Any]) -> Any:
     except stripe.StripeError as err:
         error = classify(err)
         if isinstance(error, RetryableGatewayError):
-            raise ApiProblem(503, "upstream-unavailable", f"Stripe did not answer: "
-                             f"{error.message}; the delivery will be retried",
-                             code="payments_unavailable") from err
+            log.warning("Stripe unavailable: %s", error.message)  # its text stays here
+            raise ApiProblem(503, "upstream-unavailable", "Stripe did not answer; the "
+                             "delivery will be retried", code="payments_unavailable") from err
         raise _Gone(error.message) from err
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLANS_FILE = Path(__file__).resolve().parent / "plans.yaml"
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_local_development_secret"
 
 
 class TemporalTLSSettings(BaseModel):
@@ -81,12 +83,19 @@ class StripeSettings(BaseModel):
     # Real Stripe needs off_session=true on confirm for merchant-initiated renewals;
     # localstripe rejects the parameter, so the local stack turns it off.
     confirm_off_session: bool = False
-    webhook_secret: str = "whsec_local_development_secret"
+    # The development default: a deployment in production mode refuses to start with it
+    # (Settings._production_needs_secrets), as anyone can forge events signed with it.
+    webhook_secret: str = DEVELOPMENT_WEBHOOK_SECRET
     webhook_tolerance_seconds: int = 300
     # How long a delivery holds an event while its handler runs; a handler that dies keeps it
     # that long, then Stripe's next delivery takes it over. Longer than a handler can take.
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     request_timeout_seconds: float = 20.0
+
+    @property
+    def live_mode(self) -> bool:
+        """A live key moves real money: raw card numbers are refused, secrets are required."""
+        return self.api_key.startswith(("sk_live_", "rk_live_"))
 
 
 class RetentionSettings(BaseModel):
@@ -164,6 +173,14 @@ class NotificationSettings(BaseModel):
     # (3-D Secure), written into the emails that ask them to; ``{subscription}`` and
     # ``{customer}`` are filled in. None: the emails give the instructions without a link.
     payment_link: str | None = None
+
+    # Outbound webhook targets (notifications/targets.py): addresses that are not public
+    # (loopback, private, link-local, CGNAT, metadata, multicast, reserved) are refused at
+    # registration and at every delivery. Development and tests whose receivers run locally
+    # allow them all; a deployment with an internal receiver allows just its networks.
+    webhook_allow_private_targets: bool = False
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list, examples=[["10.20.0.0/16"]])
 
     @field_validator("smtp_username", "smtp_password", mode="before")
     @classmethod
@@ -246,11 +263,28 @@ class PortalSettings(BaseModel):
     public_url: str | None = None
 
 
+class ApiSettings(BaseModel):
+    """Input limits of the HTTP API (api/limits.py)."""
+
+    # Bodies above these are refused with 413 before they are read in full.
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    max_webhook_body_bytes: int = Field(default=512 * 1024, gt=0)
+    # Requests per API key: a token bucket of `rate_limit_burst` tokens refilled at
+    # `rate_limit_per_second`, kept in each API process (N processes: N x the rate).
+    # 0 turns the limit off.
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUBS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
     )
 
+    # "production" requires real secrets (no development defaults) and https webhook targets,
+    # and refuses raw card numbers; a live Stripe key (sk_live_) means production whatever
+    # this says.
+    environment: Literal["development", "production"] = "development"
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'subscriptions.db'}"
     plans_file: Path = DEFAULT_PLANS_FILE
     temporal: TemporalSettings = TemporalSettings()
@@ -270,6 +304,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     reconcile: ReconcileSettings = ReconcileSettings()
     tracing: TracingSettings = TracingSettings()
+    api: ApiSettings = ApiSettings()
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
@@ -284,6 +319,18 @@ class Settings(BaseSettings):
     # passed through the sandbox anyway) and checked in CI: the recorded histories replay
     # in the sandbox (tests/replay), which refuses I/O, clocks and randomness.
     workflow_sandbox: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production" or self.stripe.live_mode
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.production and self.stripe.webhook_secret == DEVELOPMENT_WEBHOOK_SECRET:
+            raise ValueError("production (SUBS_ENVIRONMENT=production or a live Stripe key) "
+                             "needs SUBS_STRIPE__WEBHOOK_SECRET: the development default lets "
+                             "anyone forge Stripe events")
+        return self
 
 
 @lru_cache

@@ -34,6 +34,8 @@ LOCAL_ENV = {
     # The demo plan renews every 20 s: send the ending notice 10 s before a scheduled end.
     "SUBS_NOTIFICATIONS__ENDING_NOTICE": "PT10S",
     "SUBS_NOTIFICATIONS__BACKOFF_INITIAL": "PT2S",
+    # Local webhook receivers (http://127.0.0.1:...) are allowed here only.
+    "SUBS_NOTIFICATIONS__WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 }
 
 

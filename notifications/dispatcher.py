@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from config.settings import NotificationSettings
 from eventlog import store as eventlog
-from notifications import outbox, senders
+from notifications import outbox, senders, targets
 from notifications.endpoints import get_endpoint
 from notifications.models import OutboxMessage
 from store.types import utcnow
@@ -27,9 +27,16 @@ log = logging.getLogger("notifications")
 
 
 class Dispatcher:
+    """``https_only`` outside development; ``resolver`` answers the webhook hosts' addresses
+    and ``tls`` verifies their certificates (default: the system's CAs); tests give their own
+    DNS and CA."""
+
     def __init__(self, engine: Engine, settings: NotificationSettings,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, *, https_only: bool = False,
+                 resolver: targets.Resolver = targets.system_resolver,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.https_only, self.resolver, self.tls = https_only, resolver, tls
         slowest = max(settings.smtp_timeout_seconds, settings.webhook_timeout_seconds)
         # Longer than any send can take, so a live holder never loses its lease mid-send.
         self.lease = timedelta(seconds=2 * slowest + 60)
@@ -40,8 +47,7 @@ class Dispatcher:
         claimed = await asyncio.to_thread(outbox.claim, self.engine, now,
                                           limit=self.settings.batch_size, lease=self.lease)
         if claimed:
-            async with httpx.AsyncClient() as client:
-                await asyncio.gather(*(self._deliver(client, m, now) for m in claimed))
+            await asyncio.gather(*(self._deliver(m, now) for m in claimed))
         return len(claimed)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -58,8 +64,7 @@ class Dispatcher:
                 except TimeoutError:
                     pass
 
-    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage,
-                       now: datetime) -> None:
+    async def _deliver(self, message: OutboxMessage, now: datetime) -> None:
         try:
             stale = await asyncio.to_thread(self._stale, message)
             if stale:
@@ -73,7 +78,14 @@ class Dispatcher:
                     await asyncio.to_thread(outbox.mark_skipped, self.engine, message,
                                             "endpoint deleted")
                     return
-                await senders.post_webhook(client, message, endpoint, self.settings)
+                await senders.post_webhook(message, endpoint, self.settings,
+                                           https_only=self.https_only, resolver=self.resolver,
+                                           tls=self.tls)
+        except targets.TargetRefused as refused:  # retrying cannot help: failed for good
+            log.warning("delivery of %s refused: %s", message.dedupe_key, refused.message)
+            await asyncio.to_thread(outbox.mark_refused, self.engine, message,
+                                    f"refused target ({refused.rule}): {refused.message}")
+            return
         except senders.PermanentFailure as exc:
             # A setting is wrong (README "Deployment security"): every retry would fail alike.
             log.error("delivery of %s failed for good: %s", message.dedupe_key, exc)

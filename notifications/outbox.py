@@ -100,6 +100,11 @@ def mark_skipped(engine: Engine, message: OutboxMessage, reason: str) -> bool:
     return _finish(engine, message, status=OutboxStatus.SKIPPED.value, last_error=reason[:1000])
 
 
+def mark_refused(engine: Engine, message: OutboxMessage, reason: str) -> bool:
+    """A target the settings do not allow: failed at once, never retried."""
+    return _finish(engine, message, status=OutboxStatus.FAILED.value, last_error=reason[:1000])
+
+
 def mark_failed(engine: Engine, message: OutboxMessage, now: datetime, error: str, *,
                 backoff_initial: timedelta, backoff_max: timedelta, max_attempts: int) -> bool:
     """Retry later with exponential backoff, or give up after the last attempt."""

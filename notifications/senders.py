@@ -18,10 +18,8 @@ from email.message import EmailMessage
 from datetime import datetime
 from email.utils import format_datetime
 
-import httpx
-
 from config.settings import NotificationSettings
-from notifications import signing
+from notifications import signing, targets
 from notifications.models import OutboxMessage, WebhookEndpoint
 
 
@@ -108,13 +106,21 @@ def webhook_body(message: OutboxMessage) -> bytes:
                       separators=(",", ":")).encode()
 
 
-async def post_webhook(client: httpx.AsyncClient, message: OutboxMessage,
-                       endpoint: WebhookEndpoint, settings: NotificationSettings) -> None:
+async def post_webhook(message: OutboxMessage, endpoint: WebhookEndpoint,
+                       settings: NotificationSettings, *, https_only: bool,
+                       resolver: targets.Resolver = targets.system_resolver,
+                       tls: ssl.SSLContext | None = None) -> None:
+    """Raises TargetRefused for a target that is not allowed (notifications/targets.py)."""
+    target = await targets.pin(endpoint.url, settings, https_only=https_only,
+                               resolver=resolver)
     body = webhook_body(message)
-    response = await client.post(endpoint.url, content=body, headers={
+    response = await targets.post(target, body, {
         "Content-Type": "application/json",
         signing.HEADER: signing.header(endpoint.secret, int(time.time()), body),
         signing.EVENT_ID_HEADER: message.event_id,
-    }, timeout=settings.webhook_timeout_seconds)
+    }, settings.webhook_timeout_seconds, tls)
+    if 300 <= response.status_code < 400:
+        raise RuntimeError(f"webhook answered HTTP {response.status_code} (redirects are not "
+                           "followed)")
     if not 200 <= response.status_code < 300:
         raise RuntimeError(f"webhook answered HTTP {response.status_code}")

@@ -122,7 +122,8 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     # D14: the outbox dispatcher lives beside the worker and stops with it.
     dispatcher = asyncio.create_task(Dispatcher(
-        get_engine(settings.database_url), settings.notifications).run(stop))
+        get_engine(settings.database_url), settings.notifications,
+        https_only=settings.production).run(stop))
     async with worker:
         log.info("worker polling task queue %s at %s", settings.temporal.task_queue,
                  settings.temporal.address,

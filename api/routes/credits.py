@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from activities.types import CreditPurchase
 from api import billing, wallet
-from api.deps import (CatalogDep, EngineDep, LedgerDep, NowDep, PaymentsDep, PrincipalDep,
-                      SettingsDep, TemporalDep)
+from api.deps import (BillingManagerDep, CatalogDep, EngineDep, LedgerDep, NowDep, PaymentsDep,
+                      ReaderDep, SettingsDep, TemporalDep)
 from api.problems import ApiProblem, invalid, problem_responses
 from api.schemas.credits import CreditBalances, CreditEntryResource, TopupBody, UsageBody
 from api.scope import visible_customer
@@ -41,7 +41,7 @@ def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None
 
 @router.get("", response_model=CreditBalances,
             responses=problem_responses(401, 404, 422), summary="Credit balances")
-async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
+async def get_credits(customer_id: CustomerId, principal: ReaderDep, engine: EngineDep,
                       ledger: LedgerDep, catalog: CatalogDep, now: NowDep) -> CreditBalances:
     """Usable credits by kind, locked purchased credits and outstanding usage. On the free
     plan, today's free allowance (D18) is included."""
@@ -59,7 +59,7 @@ async def get_credits(customer_id: CustomerId, principal: PrincipalDep, engine: 
 @router.post("/usage", response_model=CreditEntryResource,
              responses=problem_responses(401, 404, 409, 422),
              summary="Spend credits on new work")
-async def use_credits(customer_id: CustomerId, body: UsageBody, principal: PrincipalDep,
+async def use_credits(customer_id: CustomerId, body: UsageBody, principal: ReaderDep,
                       engine: EngineDep, ledger: LedgerDep, payments: PaymentsDep,
                       catalog: CatalogDep, temporal: TemporalDep, settings: SettingsDep,
                       now: NowDep) -> CreditEntryResource:
@@ -93,7 +93,8 @@ async def use_credits(customer_id: CustomerId, body: UsageBody, principal: Princ
 @router.post("/topups", response_model=CreditEntryResource,
              responses=problem_responses(401, 402, 404, 422, 500, 502, 503),
              summary="Buy credits")
-async def topup_credits(customer_id: CustomerId, body: TopupBody, principal: PrincipalDep,
+async def topup_credits(customer_id: CustomerId, body: TopupBody,
+                        principal: BillingManagerDep,
                         engine: EngineDep, ledger: LedgerDep, temporal: TemporalDep,
                         settings: SettingsDep, now: NowDep) -> CreditEntryResource:
     """Charges the customer's default payment method, then adds purchased credits (D16).

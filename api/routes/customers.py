@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from accounts.customers import create_customer, new_customer_id
 from accounts.models import Customer
 from api import billing
-from api.deps import DeadlineDep, EngineDep, PaymentsDep, PrincipalDep, TemporalDep
+from api.deps import (BillingManagerDep, DeadlineDep, EngineDep, PaymentsDep, ReaderDep,
+                      SettingsDep, TemporalDep)
 from api.dunning import retry_dunning
 from api.problems import invalid, problem_responses
 from api.schemas.accounts import (
@@ -39,10 +40,12 @@ def _resource(customer: Customer, payment_method: str | None) -> CustomerResourc
 @router.post("", status_code=201, response_model=CustomerResource,
              responses=problem_responses(401, 404, 422),
              summary="Create a customer")
-async def create_customer_(body: CreateCustomer, principal: PrincipalDep, engine: EngineDep,
-                           payments: PaymentsDep) -> CustomerResource:
+async def create_customer_(body: CreateCustomer, principal: BillingManagerDep,
+                           engine: EngineDep, payments: PaymentsDep, settings: SettingsDep
+                           ) -> CustomerResource:
     """Creates the customer and its Stripe customer; `payment_method` (a test card number or a
     pm_ id) becomes the default payment method for renewals."""
+    billing.check_card_number(body.payment_method, "payment_method", settings.production)
     organization = await organization_for(engine, principal, body.organization)
 
     def create() -> CustomerResource:
@@ -59,7 +62,7 @@ async def create_customer_(body: CreateCustomer, principal: PrincipalDep, engine
 @router.get("/{customer_id}", response_model=CustomerResource,
             responses=problem_responses(401, 404, 422),
             summary="Retrieve a customer")
-async def get_customer_(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
+async def get_customer_(customer_id: CustomerId, principal: ReaderDep, engine: EngineDep,
                         payments: PaymentsDep) -> CustomerResource:
     customer = await visible_customer(engine, principal, customer_id)
     pm = await run_in_threadpool(billing.default_payment_method, payments, customer.id)
@@ -70,14 +73,16 @@ async def get_customer_(customer_id: CustomerId, principal: PrincipalDep, engine
              responses=problem_responses(401, 404, 422, 503, 504),
              summary="Set the default payment method")
 async def update_payment_method(customer_id: CustomerId, body: UpdatePaymentMethod,
-                                principal: PrincipalDep, engine: EngineDep,
+                                principal: BillingManagerDep, engine: EngineDep,
                                 payments: PaymentsDep, client: TemporalDep,
-                                deadline: DeadlineDep) -> PaymentMethodResult:
+                                deadline: DeadlineDep, settings: SettingsDep
+                                ) -> PaymentMethodResult:
     """Replaces the default payment method; subscriptions whose payment failed retry it at
     once (D9)."""
     if (body.card_number is None) == (body.payment_method_id is None):
         raise invalid("card_number", "exactly_one_required",
                       "give exactly one of card_number and payment_method_id")
+    billing.check_card_number(body.card_number, "card_number", settings.production)
     customer = await visible_customer(engine, principal, customer_id)
     field = "card_number" if body.card_number else "payment_method_id"
     pm = await run_in_threadpool(billing.set_default_payment_method, payments, customer.id,

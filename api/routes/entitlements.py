@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import (CatalogDep, DeadlineDep, EngineDep, NowDep, PrincipalDep, SettingsDep,
+from api.deps import (CatalogDep, DeadlineDep, EngineDep, NowDep, ReaderDep, SettingsDep,
                       TemporalDep)
 from api.problems import problem_responses
 from api.scope import live_state, visible_customer
@@ -42,7 +42,7 @@ class EntitlementsResource(BaseModel):
 @router.get("/{customer_id}/entitlements", response_model=EntitlementsResource,
             responses=problem_responses(401, 404, 422, 503, 504),
             summary="What the customer may use now")
-async def get_entitlements(customer_id: CustomerId, principal: PrincipalDep, engine: EngineDep,
+async def get_entitlements(customer_id: CustomerId, principal: ReaderDep, engine: EngineDep,
                            client: TemporalDep, deadline: DeadlineDep, catalog: CatalogDep,
                            settings: SettingsDep, now: NowDep) -> EntitlementsResource:
     customer = await visible_customer(engine, principal, customer_id)

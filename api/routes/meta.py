@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import CatalogDep, PrincipalDep
+from api.deps import CatalogDep, ReaderDep
 from api.problems import PROBLEM_TYPES, not_found, problem_responses
 from domain.plans import Plan
 
@@ -29,7 +29,7 @@ class ProblemType(BaseModel):
 
 @router.get("/v1/plans", response_model=PlanList, responses=problem_responses(401),
             summary="The plan catalog")
-async def list_plans(_: PrincipalDep, catalog: CatalogDep) -> PlanList:
+async def list_plans(_: ReaderDep, catalog: CatalogDep) -> PlanList:
     return PlanList(data=catalog.plans)
 
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from accounts.customers import customer_ids
-from accounts.models import Role
 from accounts.organizations import mark_deleted
 from api import billing
-from api.deps import EngineDep, LedgerDep, PaymentsDep, PrincipalDep
+from api.deps import EngineDep, LedgerDep, OwnerDep, PaymentsDep, ReaderDep
 from api.problems import ApiProblem, problem_responses
 from api.schemas.accounts import OrganizationResource
 from api.scope import visible_organization
@@ -52,7 +51,7 @@ def _outstanding(engine, ledger, payments, organization_id: str) -> dict[str, li
 @router.get("/{organization_id}", response_model=OrganizationResource,
             responses=problem_responses(401, 404, 422),
             summary="Retrieve an organization")
-def get_organization_(organization_id: OrganizationId, principal: PrincipalDep,
+def get_organization_(organization_id: OrganizationId, principal: ReaderDep,
                       engine: EngineDep) -> OrganizationResource:
     org = visible_organization(engine, principal, organization_id)
     return OrganizationResource(id=org.id, name=org.name, created=org.created)
@@ -61,15 +60,12 @@ def get_organization_(organization_id: OrganizationId, principal: PrincipalDep,
 @router.delete("/{organization_id}", response_model=OrganizationResource,
                responses=problem_responses(401, 403, 404, 409, 422),
                summary="Delete an organization")
-async def delete_organization(organization_id: OrganizationId, principal: PrincipalDep,
+async def delete_organization(organization_id: OrganizationId, principal: OwnerDep,
                               engine: EngineDep, ledger: LedgerDep, payments: PaymentsDep
                               ) -> OrganizationResource:
     """Owners (or operators) only, and only once billing is over (D22): no live subscription,
     no open charges, no unsettled usage. Every key of the organization stops working."""
     org = await run_in_threadpool(visible_organization, engine, principal, organization_id)
-    if principal.role not in (Role.OWNER, Role.OPERATOR):
-        raise ApiProblem(403, "forbidden", "only organization owners can delete the "
-                         "organization; ask one of them", code="role_not_allowed")
     outstanding = await run_in_threadpool(_outstanding, engine, ledger, payments, org.id)
     if outstanding:
         what = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v)}"

@@ -15,14 +15,11 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from accounts import portal
-from api.deps import EngineDep, NowDep, SettingsDep, billing_manager
+from api.deps import BillingManagerDep, EngineDep, NowDep, SettingsDep
 from api.problems import problem_responses
 from api.scope import visible_customer
 
 router = APIRouter(prefix="/v1/portal_sessions", tags=["customers"])
-
-PortalManagerDep = billing_manager("open customer portal sessions")
-
 
 class CreatePortalSession(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -47,7 +44,7 @@ class PortalSessionResource(BaseModel):
              responses=problem_responses(401, 403, 404, 422),
              summary="Open a customer portal session")
 async def create_portal_session(body: CreatePortalSession, request: Request,
-                                principal: PortalManagerDep, engine: EngineDep,
+                                principal: BillingManagerDep, engine: EngineDep,
                                 settings: SettingsDep, now: NowDep) -> PortalSessionResource:
     """A single-use link to a page where the customer manages their own subscriptions
     (cancel, reactivate, card, credits) and nothing else. Owners and billing admins only."""

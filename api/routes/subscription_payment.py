@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import billing
-from api.deps import DeadlineDep, EngineDep, NowDep, PaymentsDep, PrincipalDep, TemporalDep
+from api.deps import (BillingManagerDep, DeadlineDep, EngineDep, NowDep, PaymentsDep,
+                      SettingsDep, TemporalDep)
 from api.dunning import retry_dunning
 from api.problems import ApiProblem, invalid, problem_responses
 from api.schemas.accounts import UpdatePaymentMethod
@@ -40,15 +41,17 @@ class SubscriptionPaymentMethodResult(BaseModel):
              responses=problem_responses(401, 404, 409, 422, 503, 504),
              summary="Change the payment method of a subscription")
 async def update_subscription_payment_method(
-        subscription_id: SubscriptionId, body: UpdatePaymentMethod, principal: PrincipalDep,
-        engine: EngineDep, payments: PaymentsDep, client: TemporalDep, deadline: DeadlineDep,
-        now: NowDep) -> SubscriptionPaymentMethodResult:
+        subscription_id: SubscriptionId, body: UpdatePaymentMethod,
+        principal: BillingManagerDep, engine: EngineDep, payments: PaymentsDep,
+        client: TemporalDep, deadline: DeadlineDep, settings: SettingsDep, now: NowDep
+        ) -> SubscriptionPaymentMethodResult:
     """Give exactly one of `card_number` (test mode) and `payment_method_id`. A failed
     payment is retried at once with the new method (D9). An ended subscription is never
     charged again: 409."""
     if (body.card_number is None) == (body.payment_method_id is None):
         raise invalid("card_number", "exactly_one_required",
                       "give exactly one of card_number and payment_method_id")
+    billing.check_card_number(body.card_number, "card_number", settings.production)
     state = await visible_state(client, principal, subscription_id, deadline)
     if state.ended:
         raise ApiProblem(409, "request-refused", "the subscription has ended and is never "

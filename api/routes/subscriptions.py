@@ -29,7 +29,7 @@ from api.deps import (
     LedgerDep,
     NowDep,
     PaymentsDep,
-    PrincipalDep,
+    ReaderDep,
     SettingsDep,
     TemporalDep,
 )
@@ -83,7 +83,7 @@ def _idempotent_subscription_id(principal: Principal, key: str) -> str:
 @router.post("", status_code=201, response_model=SubscriptionResource,
              responses=problem_responses(401, 404, 409, 422, 503, 504),
              summary="Create a subscription")
-async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
+async def create_subscription(body: CreateSubscription, principal: BillingManagerDep,
                               engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                               deadline: DeadlineDep, catalog: CatalogDep, now: NowDep,
                               idempotency_key: IdempotencyKey = None) -> SubscriptionResource:
@@ -124,7 +124,7 @@ async def create_subscription(body: CreateSubscription, principal: PrincipalDep,
             responses=problem_responses(401, 404, 422, 503),
             summary="List subscriptions")
 async def list_subscriptions(
-    principal: PrincipalDep, engine: EngineDep, now: NowDep,
+    principal: ReaderDep, engine: EngineDep, now: NowDep,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Status | None = None,
     plan: Annotated[str | None, Query(max_length=64)] = None,
@@ -150,7 +150,7 @@ async def list_subscriptions(
 @router.get("/{subscription_id}", response_model=SubscriptionResource,
             responses=problem_responses(401, 404, 422, 503, 504),
             summary="Retrieve a subscription")
-async def get_subscription(subscription_id: SubscriptionId, principal: PrincipalDep,
+async def get_subscription(subscription_id: SubscriptionId, principal: ReaderDep,
                            client: TemporalDep, deadline: DeadlineDep, engine: EngineDep,
                            now: NowDep) -> SubscriptionResource:
     """The live state, read from the subscription's workflow (for an ended subscription whose
@@ -305,7 +305,7 @@ async def accept_retention_offer(subscription_id: SubscriptionId, principal: Bil
 @router.get("/{subscription_id}/cancellation_preview", response_model=CancellationPreview,
             responses=problem_responses(401, 404, 422, 503, 504),
             summary="What a cancellation would affect")
-async def cancellation_preview(subscription_id: SubscriptionId, principal: PrincipalDep,
+async def cancellation_preview(subscription_id: SubscriptionId, principal: ReaderDep,
                                client: TemporalDep, deadline: DeadlineDep, ledger: LedgerDep,
                                payments: PaymentsDep, now: NowDep) -> CancellationPreview:
     """D23, before the customer confirms: the exact end date at period end, access until,
@@ -318,7 +318,7 @@ async def cancellation_preview(subscription_id: SubscriptionId, principal: Princ
             responses=problem_responses(401, 404, 422),
             summary="The subscription's events (D8)")
 async def list_subscription_events(
-    subscription_id: SubscriptionId, principal: PrincipalDep, engine: EngineDep,
+    subscription_id: SubscriptionId, principal: ReaderDep, engine: EngineDep,
     client: TemporalDep, deadline: DeadlineDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     starting_after: Annotated[str | None, Query(max_length=128, description=(

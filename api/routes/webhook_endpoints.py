@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, billing_manager
-from api.problems import problem_responses
+from api.deps import BillingManagerDep, EngineDep, SettingsDep
+from api.problems import invalid, problem_responses
 from api.scope import organization_for, visible_endpoint
 from notifications.endpoints import (
     create_endpoint,
@@ -19,6 +19,7 @@ from notifications.endpoints import (
     list_endpoints,
 )
 from notifications.models import WebhookEndpoint
+from notifications.targets import TargetRefused, check_url
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhook endpoints"])
 
@@ -30,7 +31,8 @@ class CreateWebhookEndpoint(BaseModel):
         {"url": "https://example.com/hooks/subscriptions", "description": "billing sync"}]})
 
     url: str = Field(max_length=2000, pattern=r"^https?://[^\s/]+(/\S*)?$",
-                     description="An http(s) URL that receives POSTed events.")
+                     description="An https URL (http in development) on a public address "
+                     "that receives POSTed events.")
     description: str | None = Field(default=None, max_length=200)
     organization: str | None = Field(default=None, max_length=64,
                                      description="Operator keys only: the organization.")
@@ -54,9 +56,6 @@ class WebhookEndpointList(BaseModel):
     data: list[WebhookEndpointResource]
 
 
-ManagerDep = billing_manager("manage webhook endpoints")
-
-
 def _resource(endpoint: WebhookEndpoint, **extra) -> WebhookEndpointResource:
     return WebhookEndpointResource(id=endpoint.id, url=endpoint.url,
                                    description=endpoint.description,
@@ -67,10 +66,17 @@ def _resource(endpoint: WebhookEndpoint, **extra) -> WebhookEndpointResource:
 @router.post("", status_code=201, response_model=WebhookEndpointResource,
              response_model_exclude_none=True, responses=problem_responses(401, 403, 404, 422),
              summary="Create a webhook endpoint")
-async def create_webhook_endpoint(body: CreateWebhookEndpoint, principal: ManagerDep,
-                                  engine: EngineDep) -> WebhookEndpointResource:
+async def create_webhook_endpoint(body: CreateWebhookEndpoint, principal: BillingManagerDep,
+                                  engine: EngineDep, settings: SettingsDep
+                                  ) -> WebhookEndpointResource:
     """Every later D8 event of the organization is POSTed here, signed; the answer carries
-    the signing secret, which is never shown again."""
+    the signing secret, which is never shown again. Refused (422 on `url`): http in
+    production, and addresses that are not public (loopback, private, link-local, metadata);
+    each delivery checks the addresses the host resolves to again."""
+    try:
+        check_url(body.url, settings.notifications, https_only=settings.production)
+    except TargetRefused as refused:
+        raise invalid("url", refused.rule, refused.message) from None
     organization = await organization_for(engine, principal, body.organization)
     endpoint = await run_in_threadpool(create_endpoint, engine, organization, body.url,
                                        body.description)
@@ -80,7 +86,7 @@ async def create_webhook_endpoint(body: CreateWebhookEndpoint, principal: Manage
 @router.get("", response_model=WebhookEndpointList, response_model_exclude_none=True,
             responses=problem_responses(401, 403, 404, 422),
             summary="List webhook endpoints")
-async def list_webhook_endpoints(principal: ManagerDep, engine: EngineDep,
+async def list_webhook_endpoints(principal: BillingManagerDep, engine: EngineDep,
                                  organization: Annotated[str | None, Query(max_length=64)] = None
                                  ) -> WebhookEndpointList:
     org = await organization_for(engine, principal, organization)
@@ -91,7 +97,7 @@ async def list_webhook_endpoints(principal: ManagerDep, engine: EngineDep,
 @router.get("/{endpoint_id}", response_model=WebhookEndpointResource,
             response_model_exclude_none=True, responses=problem_responses(401, 403, 404, 422),
             summary="Retrieve a webhook endpoint")
-async def get_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
+async def get_webhook_endpoint(endpoint_id: EndpointId, principal: BillingManagerDep,
                                engine: EngineDep) -> WebhookEndpointResource:
     return _resource(await visible_endpoint(engine, principal, endpoint_id))
 
@@ -99,7 +105,7 @@ async def get_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
 @router.delete("/{endpoint_id}", response_model=WebhookEndpointResource,
                response_model_exclude_none=True, responses=problem_responses(401, 403, 404, 422),
                summary="Delete a webhook endpoint")
-async def delete_webhook_endpoint(endpoint_id: EndpointId, principal: ManagerDep,
+async def delete_webhook_endpoint(endpoint_id: EndpointId, principal: BillingManagerDep,
                                   engine: EngineDep) -> WebhookEndpointResource:
     """Deliveries still queued for it are dropped."""
     endpoint = await visible_endpoint(engine, principal, endpoint_id)

@@ -32,8 +32,8 @@ class CreateCustomer(BaseModel):
     email: str = Field(max_length=320)
     name: str = Field(min_length=1, max_length=200)
     payment_method: str | None = Field(default=None, max_length=255, description=(
-        "A test card number (e.g. 4242424242424242) or a PaymentMethod id (pm_...): becomes "
-        "the default payment method."))
+        "A test card number (e.g. 4242424242424242; test keys only, production refuses it) "
+        "or a PaymentMethod id (pm_...): becomes the default payment method."))
     organization: str | None = Field(default=None, max_length=64,
                                      description="Operator keys only: the organization.")
 
@@ -56,7 +56,8 @@ class UpdatePaymentMethod(BaseModel):
         {"card_number": "4242424242424242"}, {"payment_method_id": "pm_card_visa"}]})
 
     card_number: str | None = Field(default=None, pattern=r"^\d{12,19}$",
-                                    examples=["4242424242424242"])
+                                    examples=["4242424242424242"],
+                                    description="A test card: test keys only.")
     payment_method_id: str | None = Field(default=None, pattern=r"^pm_[A-Za-z0-9_]+$",
                                           max_length=255)
 

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from accounts import keys
 from accounts.models import Role
 from api.app import create_app
-from config.settings import Settings, TemporalSettings
+from config.settings import NotificationSettings, Settings, TemporalSettings
 from store.engine import get_engine
 from subscription_testing.stripe_server import stripe_settings
 from tests.api.helpers import Org, bearer
@@ -30,6 +30,8 @@ def settings(sqlite_url: str, localstripe_url: str) -> Settings:
         database_url=sqlite_url,
         stripe=stripe_settings(localstripe_url),
         temporal=TemporalSettings(task_queue=f"api-tests-{uuid.uuid4().hex[:8]}"),
+        # The tests' webhook receivers listen on 127.0.0.1.
+        notifications=NotificationSettings(webhook_allow_private_targets=True),
     )
 
 

@@ -20,14 +20,16 @@ async def test_a_new_card_pays_the_declined_subscription(api, org, other_org):
 
     assert_problem(await api.post(path, json={"card_number": CARD_OK},
                                   headers=other_org.owner), 404)
+    r = await api.post(path, json={"card_number": CARD_OK}, headers=org.member)
+    assert_problem(r, 403, code="role_not_allowed")  # D21: members read, managers pay
     for body in ({}, {"card_number": CARD_OK, "payment_method_id": "pm_x"},
                  {"card_number": "12"}):
-        r = await api.post(path, json=body, headers=org.member)
+        r = await api.post(path, json=body, headers=org.billing_admin)
         assert assert_problem(r, 422)["errors"][0]["field"] == "card_number"
     assert (await api.get(f"/v1/subscriptions/{sub['id']}",
                           headers=org.member)).json()["status"] == "incomplete"
 
-    r = await api.post(path, json={"card_number": CARD_OK}, headers=org.member)
+    r = await api.post(path, json={"card_number": CARD_OK}, headers=org.billing_admin)
     assert r.status_code == 200, r.text
     result = r.json()
     assert result["retried_subscriptions"] == [sub["id"]]
@@ -40,5 +42,5 @@ async def test_a_new_card_pays_the_declined_subscription(api, org, other_org):
     r = await api.post(f"/v1/subscriptions/{sub['id']}/cancel", json={"mode": "immediately"},
                        headers=org.owner)
     assert r.json()["status"] == "canceled"
-    r = await api.post(path, json={"card_number": CARD_OK}, headers=org.member)
+    r = await api.post(path, json={"card_number": CARD_OK}, headers=org.owner)
     assert_problem(r, 409, code="subscription_ended")

@@ -176,9 +176,8 @@ async def test_members_read_but_only_owners_and_billing_admins_cancel(api, org, 
                          ("postpone", {"cancel_at": "2099-01-01T00:00:00Z"})):
         r = await api.post(f"/v1/subscriptions/{sub['id']}/{action}", json=body,
                            headers=org.member)
-        assert_problem(r, 403, code="role_not_allowed", detail=(
-            "only organization owners and billing admins can cancel or reactivate "
-            "subscriptions; ask one of them"))
+        assert_problem(r, 403, code="role_not_allowed")
+        assert r.json()["detail"].startswith("only organization owners and billing admins may")
     assert (await get_subscription(api, org, sub["id"]))["status"] == "active"
     r = await api.get(f"/v1/subscriptions/{sub['id']}/cancellation_preview", headers=org.member)
     assert r.status_code == 200, r.text

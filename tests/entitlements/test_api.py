@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api.conftest import api, env, http, org, settings  # noqa: F401
+from tests.api.conftest import api, http, org, settings  # noqa: F401
 from tests.api.helpers import create_customer, create_subscription, dt, get_subscription, settle
 
 pytestmark = pytest.mark.temporal

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -59,26 +61,41 @@ def mailbox() -> Iterator[Mailbox]:
 
 @dataclass
 class Receiver:
-    """Webhook deliveries received; ``statuses`` scripts the answers (then 200)."""
+    """Webhook deliveries received; ``statuses`` scripts the answers (then 200);
+    ``redirect_to`` answers every POST with a 302 there instead."""
 
     url: str
+    port: int = 0
     deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    redirect_to: str | None = None
 
     def events(self) -> list[dict]:
         return [json.loads(body) for _, body in self.deliveries]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    port = free_port()
-    state = Receiver(url=f"http://127.0.0.1:{port}/hooks")
+@contextmanager
+def running_receiver(host: str = "127.0.0.1", port: int = 0,
+                     tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A real HTTP receiver on ``host`` (any 127.x address is local on Linux); with ``tls``
+    (a server context) it speaks https."""
+    if not port:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    state = Receiver(url=f"http://{host}:{port}/hooks", port=port)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with lock:
+                if state.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", state.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status = state.statuses.pop(0) if state.statuses else 200
                 if status == 200:
                     state.deliveries.append((dict(self.headers), body))
@@ -89,7 +106,10 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
+    if tls is not None:
+        state.url = f"https://{host}:{port}/hooks"
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -97,3 +117,9 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as state:
+        yield state

@@ -14,7 +14,7 @@ from config.settings import NotificationSettings
 from notifications import outbox, signing
 from notifications.dispatcher import Dispatcher
 from store.engine import get_engine
-from tests.api.conftest import api, env, http, org, other_org, settings  # noqa: F401
+from tests.api.conftest import api, http, org, other_org, settings  # noqa: F401
 from tests.api.helpers import (
     assert_problem,
     create_customer,
@@ -77,7 +77,8 @@ async def test_cancel_request_mails_the_exact_date_and_signs_webhooks(
         return rows if any(m.kind == "cancel_confirmation" for m in rows) else None
 
     await settle(queued)
-    dispatcher = Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port))
+    dispatcher = Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port,
+                                                  webhook_allow_private_targets=True))
     await dispatcher.run_once(await env.get_current_time())
 
     (mail,) = mailbox.messages  # the ending notice waits until 3 days before the end
@@ -116,7 +117,8 @@ async def test_dunning_mails_each_failed_payment_then_the_automatic_cancel(
         return rows if any(m.kind == "auto_cancel" for m in rows) else None
 
     await settle(queued)
-    await Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port)).run_once(
+    await Dispatcher(engine, NotificationSettings(smtp_port=mailbox.port,
+                                                  webhook_allow_private_targets=True)).run_once(
         await env.get_current_time())
     kinds = sorted(m["X-Notification-Kind"] for m in mailbox.messages)
     assert kinds == ["auto_cancel"] + ["payment_failed"] * 4

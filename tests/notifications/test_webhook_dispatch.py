@@ -20,7 +20,7 @@ from tests.notifications.support import driver_for, emitted, make_tenant
 def dispatcher(url: str) -> Dispatcher:
     return Dispatcher(get_engine(url), NotificationSettings(
         smtp_port=9, smtp_timeout_seconds=1, webhook_timeout_seconds=5,
-        backoff_initial=timedelta(seconds=30)))
+        backoff_initial=timedelta(seconds=30), webhook_allow_private_targets=True))
 
 
 async def test_every_event_is_delivered_signed_after_a_500(db_url, receiver):
