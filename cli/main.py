@@ -291,44 +291,68 @@ def reconcile(
 
 @app.command()
 def demo(
+    scenario: Annotated[str | None, typer.Option(help=(
+        "play a story and print what happens: dunning (a good first charge, then a "
+        "declining card: past_due, retries, canceled) | cancel (at period end) | pause "
+        "(now, resuming by itself) | trial (trialing, then the first charge)"))] = None,
     plan: Annotated[str, typer.Option(help="plan id from config/plans.yaml")] = "demo",
-    card: Annotated[str, typer.Option(help="test card; 4000000000000341 declines")] =
+    card: Annotated[str, typer.Option(help=(
+        "test card; 4000000000000341 declines every charge, the first one too (the "
+        "subscription then never starts: use --scenario dunning to watch dunning)"))] =
     "4242424242424242",
     api_url: Annotated[str | None, typer.Option(help="default: the configured API")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds a scenario may take")] = 180.0,
 ) -> None:
     """Seed the local stack: an organization with an owner key, a customer with a test card,
-    and a subscription on the short demo plan, all through the HTTP API."""
+    and a subscription on the short demo plan, all through the HTTP API; with --scenario,
+    play a story on it."""
     import httpx
 
     from accounts import keys
+    from cli import demo as stories
     from store.migrate import upgrade
 
+    if scenario is not None and scenario not in stories.SCENARIOS:
+        _fail(f"no scenario {scenario!r}; choose one of {', '.join(stories.SCENARIOS)}", 2)
     settings = get_settings()
     upgrade(settings.database_url)
-    org, raw_key = keys.create_organization_with_owner(get_engine(settings.database_url),
-                                                       "Demo organization")
+    engine = get_engine(settings.database_url)
+    org, raw_key = keys.create_organization_with_owner(engine, "Demo organization")
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     headers = {"Authorization": f"Bearer {raw_key}"}
+    body: dict[str, Any] = {"plan": plan}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-        customer = http.post("/v1/customers", json={
-            "email": "demo@example.com", "name": "Demo customer", "payment_method": card})
-        if customer.status_code >= 400:
-            typer.secho(customer.text, fg="red", err=True)
-            raise typer.Exit(code=1)
-        customer_id = customer.json()["id"]
-        sub = http.post("/v1/subscriptions", json={"customer": customer_id, "plan": plan})
-        if sub.status_code >= 400:
-            typer.secho(sub.text, fg="red", err=True)
-            raise typer.Exit(code=1)
-    sid = sub.json()["id"]
-    typer.echo(f"organization  {org.id}\nowner key     {raw_key}\ncustomer      {customer_id}\n"
-               f"subscription  {sid} ({sub.json()['status']}, plan {plan})\n\n"
-               f"Web UI:  http://127.0.0.1:8233/namespaces/default/workflows/"
-               f"subscription-{sid}\n"
-               f"Then:    subs show {sid}\n"
-               f"         subs cancel {sid} --mode at_period_end\n"
-               f"         subs reactivate {sid}\n"
-               f"         curl -H 'Authorization: Bearer {raw_key}' {base}/v1/subscriptions/{sid}")
+        try:
+            if scenario == "trial":
+                body["trial_end"] = stories.trial_end(settings, plan).isoformat()
+            customer_id = stories.check(http.post("/v1/customers", json={
+                "email": "demo@example.com", "name": "Demo customer",
+                "payment_method": card}))["id"]
+            sub = stories.check(http.post("/v1/subscriptions",
+                                           json={"customer": customer_id, **body}))
+        except httpx.TransportError as err:
+            _fail(f"error: cannot reach the API at {base} ({type(err).__name__}): is `make "
+                  "dev` running?", 1)
+        except stories.DemoFailed as err:
+            _fail(f"error: {err}", 1)
+        sid = sub["id"]
+        typer.echo(f"organization  {org.id}\nowner key     {raw_key}\n"
+                   f"customer      {customer_id}\n"
+                   f"subscription  {sid} ({sub['status']}, plan {plan})\n")
+        if scenario is not None:
+            typer.echo(f"scenario {scenario}:")
+            try:
+                _run(stories.play(settings, engine, http, scenario, customer_id, sub, timeout))
+            except stories.DemoFailed as err:
+                _fail(f"error: {err}", 1)
+    typer.echo(f"\nWeb UI:  {stories.WEB_UI.format(id=sid)}")
+    if scenario is None:
+        typer.echo(f"Then:    subs show {sid}\n"
+                   f"         subs cancel {sid} --mode at_period_end\n"
+                   f"         subs reactivate {sid}\n"
+                   f"         curl -H 'Authorization: Bearer {raw_key}' "
+                   f"{base}/v1/subscriptions/{sid}")
+    _exit(0)  # see _exit: the Temporal client can abort interpreter shutdown
 
 
 def _one_line(err: BaseException) -> str:

@@ -85,6 +85,13 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    def close(self) -> None:
+        """Close the log file (after stop and output): left to the garbage collector, it is a
+        ResourceWarning."""
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
     def output(self) -> str:
         if self.log is None:
             return ""
