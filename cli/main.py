@@ -79,8 +79,22 @@ def _exit(code: int) -> None:
 
 
 def _summary(state) -> dict[str, Any]:
+    """The snapshot with the portal's renewal line; while a failed payment is retried
+    (D9) the line names the next retry instead of the renewal date, which may be past."""
     data = state.snapshot()
     data["renewal"] = state.renewal_line
+    dunning = state.dunning
+    if dunning is not None and not state.ended and state.status in (Status.PAST_DUE,
+                                                                    Status.INCOMPLETE):
+        attempt = f"attempt {dunning.attempts + 1} of {state.policy.max_attempts}"
+        data["dunning"] = {"failed_attempts": dunning.attempts,
+                           "max_attempts": state.policy.max_attempts,
+                           "next_retry_at": dunning.next_retry_at and
+                           dunning.next_retry_at.isoformat(),
+                           "grace_until": dunning.grace_until.isoformat(),
+                           "last_decline_code": dunning.last_decline_code}
+        data["renewal"] = (f"Retrying payment on {dunning.next_retry_at.isoformat()} ({attempt})"
+                           if dunning.next_retry_at else f"Retrying payment now ({attempt})")
     return data
 
 

@@ -5,20 +5,15 @@ an SMTP sink), on a `demo` plan of 6 s and 1 s retries so each story takes secon
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
-from config.settings import REPO_ROOT
-from tests.cli.support import run
+from tests.cli.support import SUBS, run
 from tests.support.local_stack import local_stack
 from workflows import client_ops
 
 pytestmark = pytest.mark.temporal
 
-# The `subs` script's entry point in this checkout (the installed script runs the checkout the
-# venv was installed from).
-SUBS = (sys.executable, str(REPO_ROOT / "subscription_engine_cli.py"))
 PLANS = """plans:
   - {id: demo, name: Demo, amount: 500, currency: usd, interval: second, interval_count: 6,
      included_credits: 1000, features: []}
