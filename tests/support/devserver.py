@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devstack.__main__ import SEARCH_ATTRIBUTES
 from tests.fakes_stripe import free_port
-from tests.support.temporal import venv_binary
+from tests.support.temporal import forwarding_runtime, venv_binary
 
 
 class DevServer:
@@ -52,7 +52,8 @@ class DevServer:
         deadline = loop.time() + timeout
         while True:
             try:
-                client = await Client.connect(self.address, data_converter=pydantic_data_converter)
+                client = await Client.connect(self.address, data_converter=pydantic_data_converter,
+                                              runtime=forwarding_runtime())
                 await client.count_workflows()  # the frontend and the database answer
                 return client
             except Exception:  # noqa: BLE001 - still starting

@@ -77,7 +77,6 @@ async def local_stack(tmp: Path, localstripe_url: str, **extra_env: str
     finally:
         for process in processes:
             process.stop()
-            process.close()
         server.stop()
         smtp.terminate()
         smtp.wait(10)
