@@ -113,6 +113,8 @@ def list_(
                                 status=status, customer_id=customer, plan_id=plan, limit=limit)
     for v in views:
         line = v.renewal_line or (f"ended {v.ended_at.isoformat()}" if v.ended_at else "")
+        if v.status == Status.PAST_DUE and v.grace_until is not None:  # D9: the date is due
+            line = f"payment failed, retrying; access until {v.grace_until.isoformat()}"
         typer.echo(f"{v.id:24} {v.status:13} {v.customer_id:20} {v.plan_id:14} {line}")
 
 

@@ -43,7 +43,10 @@ async def test_show_in_dunning_and_list_after_the_end(stack):
     assert shown["dunning"]["next_retry_at"] == retry_at.isoformat()
 
     code, out, err = await run(*SUBS, "list", "--organization", "org_cli", env=cli_env)
-    assert code == 0 and "past_due" in out, err
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith(sub_id)]
+    assert "past_due" in line and "Renewing" not in line
+    assert f"access until {state.dunning.grace_until.isoformat()}" in line
 
     ended = await client_ops.send(env.client, sub_id, Cancel(mode="immediately"))
     await wait_for(env, sub_id, lambda s: s.ended)
