@@ -79,8 +79,22 @@ def _exit(code: int) -> None:
 
 
 def _summary(state) -> dict[str, Any]:
+    """The snapshot with the portal's renewal line; while a failed payment is retried
+    (D9) the line names the next retry instead of the renewal date, which may be past."""
     data = state.snapshot()
     data["renewal"] = state.renewal_line
+    dunning = state.dunning
+    if dunning is not None and not state.ended and state.status in (Status.PAST_DUE,
+                                                                    Status.INCOMPLETE):
+        attempt = f"attempt {dunning.attempts + 1} of {state.policy.max_attempts}"
+        data["dunning"] = {"failed_attempts": dunning.attempts,
+                           "max_attempts": state.policy.max_attempts,
+                           "next_retry_at": dunning.next_retry_at and
+                           dunning.next_retry_at.isoformat(),
+                           "grace_until": dunning.grace_until.isoformat(),
+                           "last_decline_code": dunning.last_decline_code}
+        data["renewal"] = (f"Retrying payment on {dunning.next_retry_at.isoformat()} ({attempt})"
+                           if dunning.next_retry_at else f"Retrying payment now ({attempt})")
     return data
 
 
@@ -99,6 +113,8 @@ def list_(
                                 status=status, customer_id=customer, plan_id=plan, limit=limit)
     for v in views:
         line = v.renewal_line or (f"ended {v.ended_at.isoformat()}" if v.ended_at else "")
+        if v.status == Status.PAST_DUE and v.grace_until is not None:  # D9: the date is due
+            line = f"payment failed, retrying; access until {v.grace_until.isoformat()}"
         typer.echo(f"{v.id:24} {v.status:13} {v.customer_id:20} {v.plan_id:14} {line}")
 
 
@@ -304,49 +320,73 @@ def reconcile(
 
 @app.command()
 def demo(
+    scenario: Annotated[str | None, typer.Option(help=(
+        "play a story and print what happens: dunning (a good first charge, then a "
+        "declining card: past_due, retries, canceled) | cancel (at period end) | pause "
+        "(now, resuming by itself) | trial (trialing, then the first charge)"))] = None,
     plan: Annotated[str, typer.Option(help="plan id from config/plans.yaml")] = "demo",
-    card: Annotated[str, typer.Option(help="test card; 4000000000000341 declines")] =
+    card: Annotated[str, typer.Option(help=(
+        "test card; 4000000000000341 declines every charge, the first one too (the "
+        "subscription then never starts: use --scenario dunning to watch dunning)"))] =
     "4242424242424242",
     api_url: Annotated[str | None, typer.Option(help="default: the configured API")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds a scenario may take")] = 180.0,
 ) -> None:
     """Seed the local stack: an organization with an owner key, a customer with a test card,
-    and a subscription on the short demo plan, all through the HTTP API."""
+    and a subscription on the short demo plan, all through the HTTP API; with --scenario,
+    play a story on it."""
     import httpx
 
     from accounts import keys
+    from cli import demo as stories
     from store.migrate import upgrade
 
+    if scenario is not None and scenario not in stories.SCENARIOS:
+        _fail(f"no scenario {scenario!r}; choose one of {', '.join(stories.SCENARIOS)}", 2)
     settings = get_settings()
     upgrade(settings.database_url)
-    org, raw_key = keys.create_organization_with_owner(get_engine(settings.database_url),
-                                                       "Demo organization")
+    engine = get_engine(settings.database_url)
+    org, raw_key = keys.create_organization_with_owner(engine, "Demo organization")
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     headers = {"Authorization": f"Bearer {raw_key}"}
+    body: dict[str, Any] = {"plan": plan}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-        customer = http.post("/v1/customers", json={
-            "email": "demo@example.com", "name": "Demo customer", "payment_method": card})
-        if customer.status_code >= 400:
-            typer.secho(customer.text, fg="red", err=True)
-            raise typer.Exit(code=1)
-        customer_id = customer.json()["id"]
-        sub = http.post("/v1/subscriptions", json={"customer": customer_id, "plan": plan})
-        if sub.status_code >= 400:
-            typer.secho(sub.text, fg="red", err=True)
-            raise typer.Exit(code=1)
-        portal = http.post("/v1/portal_sessions", json={"customer": customer_id,
-                                                        "return_url": f"{base}/docs"})
-        portal_line = (f"Portal:  {portal.json()['url']}\n         (the customer's page: "
-                       "opens once, within 5 minutes)\n" if portal.status_code == 201 else "")
-    sid = sub.json()["id"]
-    typer.echo(f"organization  {org.id}\nowner key     {raw_key}\ncustomer      {customer_id}\n"
-               f"subscription  {sid} ({sub.json()['status']}, plan {plan})\n\n"
-               f"Web UI:  http://127.0.0.1:8233/namespaces/default/workflows/"
-               f"subscription-{sid}\n"
-               f"{portal_line}"
-               f"Then:    subs show {sid}\n"
-               f"         subs cancel {sid} --mode at_period_end\n"
-               f"         subs reactivate {sid}\n"
-               f"         curl -H 'Authorization: Bearer {raw_key}' {base}/v1/subscriptions/{sid}")
+        try:
+            if scenario == "trial":
+                body["trial_end"] = stories.trial_end(settings, plan).isoformat()
+            customer_id = stories.check(http.post("/v1/customers", json={
+                "email": "demo@example.com", "name": "Demo customer",
+                "payment_method": card}))["id"]
+            sub = stories.check(http.post("/v1/subscriptions",
+                                           json={"customer": customer_id, **body}))
+            portal = http.post("/v1/portal_sessions", json={"customer": customer_id,
+                                                            "return_url": f"{base}/docs"})
+        except httpx.TransportError as err:
+            _fail(f"error: cannot reach the API at {base} ({type(err).__name__}): is `make "
+                  "dev` running?", 1)
+        except stories.DemoFailed as err:
+            _fail(f"error: {err}", 1)
+        sid = sub["id"]
+        typer.echo(f"organization  {org.id}\nowner key     {raw_key}\n"
+                   f"customer      {customer_id}\n"
+                   f"subscription  {sid} ({sub['status']}, plan {plan})\n")
+        if portal.status_code == 201:
+            typer.echo(f"Portal:  {portal.json()['url']}\n         (the customer's page: "
+                       "opens once, within 5 minutes)\n")
+        if scenario is not None:
+            typer.echo(f"scenario {scenario}:")
+            try:
+                _run(stories.play(settings, engine, http, scenario, customer_id, sub, timeout))
+            except stories.DemoFailed as err:
+                _fail(f"error: {err}", 1)
+    typer.echo(f"\nWeb UI:  {stories.WEB_UI.format(id=sid)}")
+    if scenario is None:
+        typer.echo(f"Then:    subs show {sid}\n"
+                   f"         subs cancel {sid} --mode at_period_end\n"
+                   f"         subs reactivate {sid}\n"
+                   f"         curl -H 'Authorization: Bearer {raw_key}' "
+                   f"{base}/v1/subscriptions/{sid}")
+    _exit(0)  # see _exit: the Temporal client can abort interpreter shutdown
 
 
 def _one_line(err: BaseException) -> str:

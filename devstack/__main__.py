@@ -29,8 +29,10 @@ LOCAL_ENV = {
     "SUBS_DATABASE_URL": f"sqlite:///{VAR / 'subscriptions.db'}",
     "SUBS_TEMPORAL__ADDRESS": "127.0.0.1:7233",
     "SUBS_STRIPE__API_BASE": "http://127.0.0.1:8420",
-    "SUBS_DUNNING__RETRY_DELAYS": '["PT10S","PT20S","PT30S"]',
-    "SUBS_DUNNING__GRACE_PERIOD": "PT30S",
+    # `subs demo --scenario dunning`: past_due at the first renewal (20 s), canceled after
+    # the last of three retries 5 s apart, about 35 s after the start.
+    "SUBS_DUNNING__RETRY_DELAYS": '["PT5S","PT5S","PT5S"]',
+    "SUBS_DUNNING__GRACE_PERIOD": "PT10S",
     # The demo plan renews every 20 s: send the ending notice 10 s before a scheduled end.
     "SUBS_NOTIFICATIONS__ENDING_NOTICE": "PT10S",
     "SUBS_NOTIFICATIONS__BACKOFF_INITIAL": "PT2S",

@@ -65,6 +65,7 @@ class BackgroundLoop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()  # a stopped loop left open is a ResourceWarning when collected
 
 
 def _seed(settings: Settings, org_id: str) -> NewSubscription:

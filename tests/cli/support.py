@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import sys
 
 from config.settings import REPO_ROOT, Settings
 from domain.lifecycle import NewSubscription
@@ -16,6 +17,10 @@ from payments.service import PaymentService
 from store.engine import get_engine
 from tests.fakes_stripe import CARD_OK
 from workflows import client_ops
+
+# The `subs` script of this checkout (`.venv/bin/subs` runs the checkout the venv was installed
+# from, which in a second worktree is not this one).
+SUBS = (sys.executable, str(REPO_ROOT / "subscription_engine_cli.py"))
 
 MONTHLY = Plan(id="pro-monthly", name="Pro", amount=2000, currency="usd", interval="month",
                included_credits=100)

@@ -17,6 +17,8 @@ CASES = [
     (["list", "--organization", "org_x", "--status", "bogus"], 2, "no status 'bogus'"),
     (["cancel", "sub_nope", "--mode", "sometimes"], 2, "invalid mode:"),
     (["retry"], 2, "name a subscription id or pass --all-held"),
+    (["demo", "--scenario", "bogus"], 2, "no scenario 'bogus'; choose one of dunning,"),
+    (["demo", "--api-url", f"http://127.0.0.1:{free_port()}"], 1, "is `make dev` running?"),
 ]
 
 

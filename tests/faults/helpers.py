@@ -58,12 +58,14 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 @dataclass
 class WorkerProcess:
     """``python -m workers.main`` (or ``module``, e.g. ``api``) exactly as deployed; its log
-    goes to a file."""
+    goes to a temporary file, closed when the process is stopped or killed (its text is kept
+    for ``output``: an open file left to the garbage collector is a ResourceWarning)."""
 
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     log: IO[bytes] | None = None
     module: str = "workers.main"
+    final_output: str = ""
 
     def start(self) -> WorkerProcess:
         self.log = tempfile.TemporaryFile()
@@ -75,7 +77,9 @@ class WorkerProcess:
         """SIGKILL: no shutdown hooks, in-flight activities are abandoned mid-call."""
         assert self.proc is not None
         self.proc.kill()
-        return self.proc.wait(10)
+        code = self.proc.wait(10)
+        self._close_log()
+        return code
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -85,10 +89,17 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self.log is not None:
+            self.final_output = self.output()
+            self.log.close()
+            self.log = None
 
     def output(self) -> str:
         if self.log is None:
-            return ""
+            return self.final_output
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
 

@@ -9,24 +9,22 @@ and replays it with the SDK's Replayer, as tests/replay does for the committed h
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from config.settings import Settings, TemporalSettings
-from devstack.__main__ import SEARCH_ATTRIBUTES
 from domain.plans import Plan
 from domain.requests import Cancel
-from tests.fakes_stripe import CARD_OK, free_port, stripe_settings
+from tests.fakes_stripe import CARD_OK, stripe_settings
 from tests.faults.helpers import assert_exactly_once, books, new_customer, start, wait_for
+from tests.support.devserver import DevServer
 from tests.support.temporal import venv_binary
 from workers.main import build_worker
-from workflows import client_ops, contract
 from workflows.connection import data_converter
+from workflows import client_ops, contract
 from workflows.subscription import SubscriptionWorkflow
 
 pytestmark = pytest.mark.temporal
@@ -34,51 +32,6 @@ pytestmark = pytest.mark.temporal
 PERIOD = 15  # seconds: the server is down and back before the renewal is due, even on a busy machine
 PLAN = Plan(id="restart-fast", name="Fast", amount=900, currency="usd", interval="second",
             interval_count=PERIOD, included_credits=70)
-
-
-class DevServer:
-    """``temporal server start-dev`` on fixed ports and a database file, like `make dev`."""
-
-    def __init__(self, db_file: Path) -> None:
-        self.db_file = db_file
-        self.port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [venv_binary("temporal"), "server", "start-dev", "--db-filename", str(self.db_file),
-               "--ip", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
-               "--metrics-port", str(self.metrics_port), "--headless", "--log-level", "error"]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            cmd += ["--search-attribute", f"{name}={kind}"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    async def connect(self, timeout: float = 20.0) -> Client:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                client = await Client.connect(self.address, data_converter=data_converter())
-                await client.count_workflows()  # the frontend and the database answer
-                return client
-            except Exception:  # noqa: BLE001 - still starting
-                if loop.time() > deadline or (self.proc and self.proc.poll() is not None):
-                    raise
-                await asyncio.sleep(0.2)
 
 
 async def test_server_killed_and_restarted_on_its_file(tmp_path, localstripe_url, sqlite_url):
