@@ -26,10 +26,12 @@ from api.routes import (
     credits,
     customers,
     entitlements,
+    events,
     meta,
     organizations,
     subscription_payment,
     subscriptions,
+    webhook_deliveries,
     webhook_endpoints,
     webhooks,
 )
@@ -109,6 +111,6 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            excluded_urls="/metrics",
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements):
+                   webhooks, webhook_endpoints, entitlements, events, webhook_deliveries):
         app.include_router(module.router)
     return app
