@@ -17,6 +17,9 @@ CASES = [
     (["list", "--organization", "org_x", "--status", "bogus"], 2, "no status 'bogus'"),
     (["cancel", "sub_nope", "--mode", "sometimes"], 2, "invalid mode:"),
     (["retry"], 2, "name a subscription id or pass --all-held"),
+    (["webhooks", "retry"], 2, "name a delivery id or pass --all-dead"),
+    (["webhooks", "retry", "12x"], 2, "not a delivery id: '12x'"),
+    (["webhooks", "retry", "999"], 1, "no webhook delivery 999"),
 ]
 
 
