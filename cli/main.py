@@ -29,8 +29,8 @@ from workflows import client_ops, contract
 from workflows.connection import connect
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone, pause, resume; reconcile payments; `demo` seeds the local "
-                  "stack.",
+                  "postpone, pause, resume; reconcile payments; dead webhook deliveries; `demo` "
+                  "seeds the local stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
