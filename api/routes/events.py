@@ -11,15 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, PrincipalDep
 from api.problems import invalid, problem_responses
+from api.schemas.deliveries import TYPE
 from api.schemas.subscriptions import EventList, EventResource, Requester
 from api.scope import organization_for
 from domain.model import Event
 from eventlog import listing
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-
-TYPE = r"^[a-z_]+(\.[a-z_]+)*(\.\*)?$"
-
 
 def event_resource(e: Event) -> EventResource:
     return EventResource(id=e.id, type=e.type, created=e.created,

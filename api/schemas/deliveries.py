@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from notifications.models import OutboxMessage, WebhookReplay
 from notifications.replays import ReplayProgress
@@ -31,13 +32,13 @@ class ReplayBody(BaseModel):
     types: list[str] = Field(default_factory=list, max_length=20, description=(
         "Only these types (a prefix ending in `.*` matches several); empty: every type."))
 
-    @model_validator(mode="after")
-    def _valid_types(self) -> ReplayBody:
-        import re
-        for t in self.types:
+    @field_validator("types")
+    @classmethod
+    def _valid_types(cls, types: list[str]) -> list[str]:
+        for t in types:
             if len(t) > 64 or not re.match(TYPE, t):
                 raise ValueError(f"not an event type: {t!r}")
-        return self
+        return types
 
 
 class ReplayResource(BaseModel):

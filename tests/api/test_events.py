@@ -125,6 +125,8 @@ async def test_replay_once_per_idempotency_key_and_retry_a_dead_delivery(
                                                 "lt": "2026-01-05T00:00:00Z"}},
                         headers=org.owner)
     assert assert_problem(r, 422)["errors"][0]["field"] == "created.lt"
+    r = await http.post(path, json={**body, "types": ["Not a type"]}, headers=org.owner)
+    assert assert_problem(r, 422)["errors"][0]["field"] == "types"
 
     key = {**org.owner, "Idempotency-Key": "replay-1"}
     r = await http.post(path, json=body, headers=key)
