@@ -28,11 +28,13 @@ from api.routes import (
     credits,
     customers,
     entitlements,
+    events,
     meta,
     organizations,
     portal_sessions,
     subscription_payment,
     subscriptions,
+    webhook_deliveries,
     webhook_endpoints,
     webhooks,
 )
@@ -116,7 +118,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            excluded_urls="/metrics",
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements, portal_sessions, codec):
+                   webhooks, webhook_endpoints, entitlements, events, webhook_deliveries,
+                   portal_sessions, codec):
         access.document(module.router)
         app.include_router(module.router)
     access.document(app.router)

@@ -29,8 +29,8 @@ from workflows import client_ops, contract
 from workflows.connection import connect, payload_codec
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone, pause, resume; reconcile payments; `demo` seeds the local "
-                  "stack.",
+                  "postpone, pause, resume; reconcile payments; dead webhook deliveries; `demo` "
+                  "seeds the local stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -191,6 +191,61 @@ def events(subscription_id: str, limit: int = 100) -> None:
     for e in rows:
         who = f"{e.request.kind}:{e.request.id}" if e.request else "automatic"
         typer.echo(f"{e.created.isoformat()} {e.type:36} {who:22} {e.data['status']}")
+
+
+webhooks = typer.Typer(help="Outbound webhook deliveries: the dead ones, retried by hand.",
+                       no_args_is_help=True)
+app.add_typer(webhooks, name="webhooks")
+
+
+@webhooks.command("dead")
+def webhooks_dead(
+    endpoint: Annotated[str | None, typer.Option(help="one endpoint (we_...)")] = None,
+    limit: int = 100,
+) -> None:
+    """Deliveries given up after the last attempt, one line each: id, endpoint, event, type,
+    attempts, last error. Retry them with `subs webhooks retry`."""
+    from notifications import deliveries
+
+    engine = get_engine(get_settings().database_url)
+    for row in deliveries.list_deliveries(engine, endpoint_id=endpoint,
+                                          status=deliveries.DEAD, limit=limit):
+        kind = (row.payload.get("event") or {}).get("type", "")
+        typer.echo(f"{row.id:<8} {row.recipient:24} {row.event_id:40} {kind:34} "
+                   f"attempts={row.attempts}  {row.last_error or ''}")
+
+
+@webhooks.command("retry")
+def webhooks_retry(
+    delivery_id: Annotated[str | None, typer.Argument(help="a dead delivery's id")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="every dead delivery")] = False,
+    endpoint: Annotated[str | None, typer.Option(help="with --all-dead: one endpoint")] = None,
+) -> None:
+    """Queue dead deliveries again (due now, fresh attempts); the worker's dispatcher sends
+    them as usual."""
+    from datetime import UTC
+
+    from notifications import deliveries
+
+    if (delivery_id is None) == (not all_dead):
+        _fail("name a delivery id or pass --all-dead (not both)", 2)
+    engine = get_engine(get_settings().database_url)
+    now = datetime.now(UTC)
+    if delivery_id is not None:
+        if not delivery_id.isdigit():
+            _fail(f"not a delivery id: {delivery_id!r} (a number, see `subs webhooks dead`)", 2)
+        row = deliveries.get_delivery(engine, int(delivery_id))
+        if row is None:
+            _fail(f"no webhook delivery {delivery_id}", 1)
+        if not deliveries.retry_dead(engine, int(delivery_id), now):
+            _fail(f"delivery {delivery_id} is {row.status}, not dead: nothing to retry", 1)
+        typer.echo(f"{delivery_id}: queued again for {row.recipient} ({row.event_id})")
+        return
+    retried = 0
+    while rows := deliveries.list_deliveries(engine, endpoint_id=endpoint,
+                                             status=deliveries.DEAD, limit=500):
+        retried += sum(deliveries.retry_dead(engine, r.id, now) for r in rows if r.id)
+    typer.echo(f"{retried} dead deliveries queued again")
 
 
 @app.command()

@@ -169,6 +169,8 @@ class NotificationSettings(BaseModel):
     max_attempts: int = 20
     poll_interval_seconds: float = 1.0
     batch_size: int = 20
+    # A webhook replay request queues this many events per dispatcher round.
+    replay_batch_size: int = Field(default=500, ge=1)
     # D9 (rule version 3): where a customer adds a new payment method or confirms a payment
     # (3-D Secure), written into the emails that ask them to; ``{subscription}`` and
     # ``{customer}`` are filled in. None: the emails give the instructions without a link.
@@ -193,6 +195,17 @@ class NotificationSettings(BaseModel):
             raise ValueError("SUBS_NOTIFICATIONS__SMTP_USERNAME needs SMTP_SECURITY starttls or "
                              "tls: the password would cross the network in clear")
         return self
+
+
+class EventSettings(BaseModel):
+    """D8 events: how long they are kept (GET /v1/events, replays) and the pruning job."""
+
+    # Stripe keeps events for 30 days; older ones (and finished outbox rows) are deleted.
+    retention: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    # How often the ``prune-events`` schedule runs (the worker creates it); 0 creates none.
+    prune_interval: timedelta = timedelta(hours=1)
+    # Rows deleted per transaction: short transactions beside the writes of every decision.
+    prune_batch_size: int = Field(default=1000, ge=1)
 
 
 class TracingSettings(BaseModel):
@@ -303,6 +316,7 @@ class Settings(BaseSettings):
     # per deploy (docker-compose.yml), so a schema change never happens under running code.
     migrate_on_start: bool = True
     reconcile: ReconcileSettings = ReconcileSettings()
+    events: EventSettings = EventSettings()
     tracing: TracingSettings = TracingSettings()
     api: ApiSettings = ApiSettings()
     api_host: str = "127.0.0.1"

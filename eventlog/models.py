@@ -1,6 +1,6 @@
 """The durable record of D8 events. Event ids are deterministic (evt_<subscription>_<seq>), so a
-retried activity inserts each event exactly once; the table doubles as the outbox that
-outbound webhooks and notifications read from."""
+retried activity inserts each event exactly once. Events are kept for
+``SUBS_EVENTS__RETENTION`` (eventlog.retention prunes older ones)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ from sqlmodel import Field, SQLModel
 
 class SubscriptionEventRow(SQLModel, table=True):
     __tablename__ = "subscription_event"
-    __table_args__ = (Index("ix_subscription_event_sub_seq", "subscription_id", "seq"),)
+    __table_args__ = (Index("ix_subscription_event_sub_seq", "subscription_id", "seq"),
+                      # GET /v1/events and replays: one organization's events in time order.
+                      Index("ix_subscription_event_org_created", "organization_id", "created",
+                            "id"),
+                      # retention: the oldest events of every organization.
+                      Index("ix_subscription_event_created", "created"))
 
     id: str = Field(primary_key=True, max_length=128)
     subscription_id: str = Field(max_length=64)
+    # Came with retention and replay (0009_event_organization); filled in for older rows.
+    organization_id: str = Field(max_length=64)
     customer_id: str = Field(max_length=64, index=True)
     seq: int
     type: str = Field(max_length=64)

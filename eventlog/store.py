@@ -24,6 +24,7 @@ def _row(event: Event) -> SubscriptionEventRow:
     return SubscriptionEventRow(
         id=event.id,
         subscription_id=data["id"],
+        organization_id=organization_of(data),
         customer_id=data["customer"],
         seq=int(event.id.rsplit("_", 1)[1]),
         type=event.type,
@@ -33,6 +34,19 @@ def _row(event: Event) -> SubscriptionEventRow:
         data=data,
         previous_attributes=event.previous_attributes,
     )
+
+
+def organization_of(data: dict) -> str:
+    """The organization a snapshot belongs to (events of the first releases carry none: their
+    customer stood for it)."""
+    return data.get("organization") or data["customer"]
+
+
+def to_event(row: SubscriptionEventRow) -> Event:
+    return Event(id=row.id, type=row.type, created=_utc(row.created),
+                 request=Actor(kind=row.request_actor_kind, id=row.request_actor_id)
+                 if row.request_actor_kind else None,
+                 data=row.data, previous_attributes=row.previous_attributes)
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -46,7 +60,7 @@ def _project(session: Session, row: SubscriptionEventRow) -> None:
     if view is not None and view.last_event_seq >= row.seq:
         return
     view = view or SubscriptionView(id=row.subscription_id)
-    view.organization_id = d.get("organization") or d["customer"]
+    view.organization_id = organization_of(d)
     view.customer_id, view.plan_id, view.status = d["customer"], d["plan"], d["status"]
     view.current_period_start = _dt(d["current_period_start"])
     view.current_period_end = _dt(d["current_period_end"])
@@ -150,13 +164,7 @@ def list_events(engine: Engine, subscription_id: str, limit: int = 100,
             .order_by(SubscriptionEventRow.seq)
             .limit(limit)
         ).all()
-    return [
-        Event(id=r.id, type=r.type, created=_utc(r.created),
-              request=Actor(kind=r.request_actor_kind, id=r.request_actor_id)
-              if r.request_actor_kind else None,
-              data=r.data, previous_attributes=r.previous_attributes)
-        for r in rows
-    ]
+    return [to_event(r) for r in rows]
 
 
 def customer_views(engine: Engine, customer_id: str) -> list[SubscriptionView]:

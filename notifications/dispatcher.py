@@ -21,6 +21,7 @@ from eventlog import store as eventlog
 from notifications import outbox, senders, targets
 from notifications.endpoints import get_endpoint
 from notifications.models import OutboxMessage
+from notifications.replays import queue_pending
 from store.types import utcnow
 
 log = logging.getLogger("notifications")
@@ -42,8 +43,14 @@ class Dispatcher:
         self.lease = timedelta(seconds=2 * slowest + 60)
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Deliver what is due now; the number of rows claimed."""
+        """Deliver what is due now; the number of rows claimed. Replay requests queue their
+        next events first (notifications/replays.py), so they go out on this same path."""
         now = now or self.clock()
+        try:
+            await asyncio.to_thread(queue_pending, self.engine, now,
+                                    batch=self.settings.replay_batch_size)
+        except Exception:  # noqa: BLE001 - replays wait; deliveries go on
+            log.exception("queueing webhook replays failed; retrying")
         claimed = await asyncio.to_thread(outbox.claim, self.engine, now,
                                           limit=self.settings.batch_size, lease=self.lease)
         if claimed:

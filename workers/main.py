@@ -1,6 +1,6 @@
-"""The worker process: the subscription, credit purchase and reconciliation workflows plus every
-activity, wired to real services; at start-up it makes sure the reconciliation Schedule
-exists."""
+"""The worker process: the subscription, credit purchase, reconciliation and event retention
+workflows plus every activity, wired to real services; at start-up it makes sure their
+Schedules exist."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from activities.events import EventActivities
 from activities.payments import PaymentActivities
 from activities.purchases import PurchaseActivities
 from activities.reconcile import ReconcileActivities
+from activities.retention import RetentionActivities
 from config.settings import Settings, TemporalSettings, get_settings
 from ledger.service import Ledger
 from notifications.dispatcher import Dispatcher
@@ -34,13 +35,15 @@ from workers.client import worker_runtime
 from workflows.connection import connect
 from workflows.credit_purchase import CreditPurchaseWorkflow
 from workflows.logs import configure as configure_logging
+from workflows.prune import PruneEventsWorkflow
 from workflows.reconcile import ReconcilePaymentsWorkflow
-from workflows.schedules import ensure_reconcile_schedule
+from workflows.schedules import ensure_prune_schedule, ensure_reconcile_schedule
 from workflows.subscription import SubscriptionWorkflow
 from workflows.telemetry import start as start_tracing
 
 log = logging.getLogger("workers")
-WORKFLOWS = [SubscriptionWorkflow, CreditPurchaseWorkflow, ReconcilePaymentsWorkflow]
+WORKFLOWS = [SubscriptionWorkflow, CreditPurchaseWorkflow, ReconcilePaymentsWorkflow,
+             PruneEventsWorkflow]
 
 
 def build_activities(settings: Settings, engine: Engine) -> list:
@@ -52,10 +55,12 @@ def build_activities(settings: Settings, engine: Engine) -> list:
     effects = EffectActivities(credits, events)
     purchases = PurchaseActivities(ledger)
     reconcile = ReconcileActivities(Reconciler(service, ledger, settings.reconcile))
+    retention = RetentionActivities(engine, settings.events)
     return [
         payments.charge,  # also the charge of a credit purchase
         purchases.purchase_credits,
         reconcile.reconcile_payments,
+        retention.prune_events,
         payments.refund,
         payments.collect_pending_charges,
         payments.discard_pending_charges,
@@ -115,6 +120,10 @@ async def main() -> None:
         await ensure_reconcile_schedule(client, settings)
     except RPCError as err:  # the worker's own work does not depend on it
         log.error("reconciliation schedule not created: %s", err)
+    try:
+        await ensure_prune_schedule(client, settings)
+    except RPCError as err:
+        log.error("event retention schedule not created: %s", err)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,6 +4,8 @@ changed. They show on the Web UI's Schedules page.
 
 - ``reconcile-payments``: the payments reconciliation job (workflows.reconcile) every
   ``SUBS_RECONCILE__INTERVAL`` (0: no schedule is created; an existing one is left alone).
+- ``prune-events``: the event retention job (workflows.prune) every
+  ``SUBS_EVENTS__PRUNE_INTERVAL`` (0 likewise).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow,
 
 from activities.types import ReconcileRequest
 from config.settings import Settings
+from eventlog.retention import PruneRequest
+from workflows.prune import PruneEventsWorkflow
 from workflows.reconcile import ReconcilePaymentsWorkflow
 
 RECONCILE_SCHEDULE_ID = "reconcile-payments"
+PRUNE_SCHEDULE_ID = "prune-events"
 
 
 def reconcile_schedule(settings: Settings) -> Schedule:
@@ -32,18 +37,38 @@ def reconcile_schedule(settings: Settings) -> Schedule:
         state=ScheduleState(note="payments reconciliation: payments/reconcile.py"))
 
 
+def prune_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            PruneEventsWorkflow.run, PruneRequest(), id=PRUNE_SCHEDULE_ID,
+            task_queue=settings.temporal.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.events.prune_interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="event retention: eventlog/retention.py"))
+
+
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
     """Create the schedule, or update it if its interval or task queue differ from the
     settings. False when the interval is 0 (nothing done)."""
     if settings.reconcile.interval <= timedelta(0):
         return False
-    wanted = reconcile_schedule(settings)
+    return await _ensure(client, RECONCILE_SCHEDULE_ID, reconcile_schedule(settings))
+
+
+async def ensure_prune_schedule(client: Client, settings: Settings) -> bool:
+    """As ``ensure_reconcile_schedule``, for ``prune-events``."""
+    if settings.events.prune_interval <= timedelta(0):
+        return False
+    return await _ensure(client, PRUNE_SCHEDULE_ID, prune_schedule(settings))
+
+
+async def _ensure(client: Client, schedule_id: str, wanted: Schedule) -> bool:
     try:
-        await client.create_schedule(RECONCILE_SCHEDULE_ID, wanted)
+        await client.create_schedule(schedule_id, wanted)
         return True
     except ScheduleAlreadyRunningError:
         pass
-    handle = client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+    handle = client.get_schedule_handle(schedule_id)
     current = (await handle.describe()).schedule
     if _shape(current) != _shape(wanted):
         await handle.update(lambda _: ScheduleUpdate(schedule=wanted))

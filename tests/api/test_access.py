@@ -66,6 +66,8 @@ def _bodies(org: Org, customer: str) -> dict[tuple[str, str], dict]:
         ("POST", f"{sub}/payment_method"): {"card_number": CARD_OK},
         ("POST", "/v1/webhook_endpoints"): {"url": "https://hooks.example.com/other",
                                             "organization": org.id},
+        ("POST", "/v1/webhook_endpoints/{endpoint_id}/replay"): {
+            "created": {"gte": "2026-01-01T00:00:00Z"}},
         ("POST", "/v1/portal_sessions"): {"customer": customer,
                                           "return_url": "https://example.com/account"},
     }
@@ -80,9 +82,10 @@ async def test_every_route_answers_every_role_and_other_organizations_as_documen
     r = await api.post("/v1/webhook_endpoints", json={"url": HOOK}, headers=org.owner)
     endpoint = r.json()["id"]
     ids = {"customer_id": customer, "subscription_id": sub, "organization_id": org.id,
-           "endpoint_id": endpoint, "slug": "validation-error"}
+           "endpoint_id": endpoint, "slug": "validation-error",
+           "delivery_id": 999_999, "replay_id": "wrp_none"}  # none: the role is checked first
     bodies = _bodies(org, customer)
-    lists = {"/v1/subscriptions", "/v1/webhook_endpoints"}  # GET: name the organization
+    lists = {"/v1/subscriptions", "/v1/webhook_endpoints", "/v1/events"}  # GET: name the org
     keys = {Role.OWNER: org.owner, Role.BILLING_ADMIN: org.billing_admin,
             Role.MEMBER: org.member, Role.OPERATOR: operator}
     others = {Role.OWNER: other_org.owner, Role.MEMBER: other_org.member}

@@ -19,6 +19,9 @@ CASES = [
     (["retry"], 2, "name a subscription id or pass --all-held"),
     (["demo", "--scenario", "bogus"], 2, "no scenario 'bogus'; choose one of dunning,"),
     (["demo", "--api-url", f"http://127.0.0.1:{free_port()}"], 1, "is `make dev` running?"),
+    (["webhooks", "retry"], 2, "name a delivery id or pass --all-dead"),
+    (["webhooks", "retry", "12x"], 2, "not a delivery id: '12x'"),
+    (["webhooks", "retry", "999"], 1, "no webhook delivery 999"),
 ]
 
 

@@ -81,3 +81,29 @@ def test_concurrent_upgrades_serialize_and_reach_heads(empty_db_url):
             "SELECT version_num FROM alembic_version")]
     assert sorted(versions) == sorted(heads)
     assert set(all_metadata().tables) <= set(inspect(engine).get_table_names())
+
+
+def test_events_stored_before_0009_get_their_organization(db_url):
+    """0009_event_organization fills the new column from the read model (the customer when a
+    subscription has no row there), so GET /v1/events lists events stored before it."""
+    from alembic import command
+
+    config = alembic_config(db_url)
+    command.downgrade(config, "0008_view_facts")
+    engine = get_engine(db_url)
+    event = ("INSERT INTO subscription_event (id, subscription_id, customer_id, seq, type, "
+             "created, data, previous_attributes) VALUES ('evt_{s}_1', '{s}', 'cus_{s}', 1, "
+             "'customer.subscription.created', '2026-01-01 00:00:00', '{{}}', '{{}}')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(event.format(s="sub_a"))
+        conn.exec_driver_sql(event.format(s="sub_b"))
+        conn.exec_driver_sql(
+            "INSERT INTO subscription_view (id, organization_id, customer_id, plan_id, status, "
+            "current_period_start, current_period_end, cancel_at_period_end, last_event_seq) "
+            "VALUES ('sub_a', 'org_a', 'cus_sub_a', 'pro', 'active', '2026-01-01 00:00:00', "
+            "'2026-02-01 00:00:00', false, 1)")
+    command.upgrade(config, "heads")
+    with engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql(
+            "SELECT id, organization_id FROM subscription_event").fetchall())
+    assert rows == {"evt_sub_a_1": "org_a", "evt_sub_b_1": "cus_sub_b"}
