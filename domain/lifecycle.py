@@ -996,7 +996,7 @@ def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
                              "extension; reactivate it before changing the plan")
     if state.pending_plan is not None and new == state.pending_plan:
         return Decision(state=state)  # already scheduled: a retried request changes nothing
-    if proration.immediate(state, new):
+    if upgrades_now(state, new):
         return _upgrade_now(state, req, now)
     current = new.id == state.plan.id
     update: dict[str, Any] = {"pending_plan": None if current else new}
@@ -1022,12 +1022,17 @@ def prorates_upgrades(state: SubscriptionState) -> bool:
     return state.rules >= 4
 
 
+def upgrades_now(state: SubscriptionState, plan: Plan) -> bool:
+    """Whether a change to ``plan`` takes effect at once (rule version 4, an upgrade)."""
+    return prorates_upgrades(state) and proration.takes_effect_now(state, plan)
+
+
 def _upgrade_now(state: SubscriptionState, req: ChangePlan, now: datetime) -> Decision:
     """Rule version 4: charge the prorated difference now (domain.proration.quote, the same
     numbers the preview showed); the plan changes when that charge succeeds. The key is
     built from business facts (subscription, period, n-th change, target plan), so a retried
     charge activity never charges twice."""
-    q = proration.quote(state, req.plan, _proration_date(state, req, now))
+    q = proration.quote(state, req.plan, _proration_date(state, req, now), now=True)
     seq = state.plan_changes + 1
     key = f"{state.id}:{state.period_key}:change{seq}:{req.plan.id}"
     upgrade = PlanUpgrade(seq=seq, plan=req.plan, amount=q.amount_due,
@@ -1115,7 +1120,8 @@ def preview_change(state: SubscriptionState, plan: Plan, now: datetime
     at = now.replace(microsecond=0)  # a whole second: the caller sends it back as is
     _refuse_if_held(view, ChangePlan(plan=plan))
     _change_plan(view, ChangePlan(plan=plan), now)  # raises what handle would raise
-    return proration.quote(view, plan, max(at, view.current_period_start))
+    return proration.quote(view, plan, max(at, view.current_period_start),
+                           now=upgrades_now(view, plan))
 
 
 def _accept_retention_offer(state: SubscriptionState, req: AcceptRetentionOffer,

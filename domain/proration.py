@@ -73,17 +73,18 @@ class PlanChangeQuote(Frozen):
     next_renewal_amount: int  # the new plan's price, charged at next_renewal_at
 
 
-def immediate(state: SubscriptionState, plan: Plan) -> bool:
-    """Rule version 4: a same-term upgrade of a paid, renewing period takes effect now.
-    Everything else (a downgrade, a new term, a trial, a scheduled cancellation or start)
-    keeps the change at the period end."""
-    return (state.rules >= 4 and state.status == Status.ACTIVE and state.cancel_at is None
+def takes_effect_now(state: SubscriptionState, plan: Plan) -> bool:
+    """Under rule version 4 (the caller checks the version): a same-term upgrade of a paid,
+    renewing period takes effect now. Everything else (a downgrade, a new term, a trial, a
+    scheduled cancellation or start) keeps the change at the period end."""
+    return (state.status == Status.ACTIVE and state.cancel_at is None
             and state.pause is None and not state.in_extension and state.dunning is None
             and same_term(state.plan, plan) and is_upgrade(state.plan, plan))
 
 
-def quote(state: SubscriptionState, plan: Plan, at: datetime) -> PlanChangeQuote:
-    """The change to ``plan`` confirmed at ``at`` (the state advanced to ``at``).
+def quote(state: SubscriptionState, plan: Plan, at: datetime, now: bool) -> PlanChangeQuote:
+    """The change to ``plan`` confirmed at ``at`` (the state advanced to ``at``); ``now``:
+    it takes effect at once (``takes_effect_now`` and rules that allow it).
 
     Now: ``amount_due`` = (new price - current price) prorated over the period (``prorate``);
     ``credits_granted`` = the increase in included credits, prorated the same way (none when
@@ -93,7 +94,6 @@ def quote(state: SubscriptionState, plan: Plan, at: datetime) -> PlanChangeQuote
     total = (end - start) // SECOND
     remaining = max(min((end - at) // SECOND, total), 0)
     difference = plan.amount - state.plan.amount
-    now = immediate(state, plan)
     # A subscription that has not started simply starts on the new plan.
     effective = at if now else (state.start_date if state.status == Status.SCHEDULED else end)
     return PlanChangeQuote(
