@@ -7,7 +7,8 @@ Three kinds of input drive it:
 - money: ``apply_outcome`` takes the result of that Charge; ``hold`` takes a call that failed
   so that only an operator can fix it (the subscription waits, visibly, for a Retry);
 - people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update,
-  pause, resume, plan change at period end, an operator's retry of a held subscription),
+  pause, resume, plan change (an upgrade now, prorated, from rule version 4; anything else
+  at period end), an operator's retry of a held subscription),
   refusing it with a reason when the rules do not allow it. ``validate`` answers "would
   handle accept this now?" without changing anything, for Temporal update validators.
 
@@ -375,9 +376,10 @@ def decline_aware(state: SubscriptionState) -> bool:
 
 def rules_upgradable(state: SubscriptionState, to: int = CURRENT_RULES) -> bool:
     """A safe point to move to rule version ``to``: an older version, and nothing in progress
-    that the versions decide differently (versions 2 and 3 change dunning only: no dunning, no
-    charge in flight, no hold). The shell asks at continue-as-new, which follows a paid
-    renewal, with the newest version its history allows."""
+    that the versions decide differently (versions 2 and 3 change dunning only, version 4 what
+    a new plan-change request does: no dunning, no charge in flight, no hold). The shell asks
+    at continue-as-new, which follows a paid renewal, with the newest version its history
+    allows."""
     return (state.rules < to and state.dunning is None
             and state.awaiting_charge is None and state.hold is None)
 
