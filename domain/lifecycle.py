@@ -1051,17 +1051,21 @@ def _upgrade_now(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
 
 
 PRORATION_DATE_MAX_AGE = timedelta(hours=1)
+# The preview's clock (the API's or the CLI's host) may run a little ahead of the workflow's.
+PRORATION_DATE_SKEW = timedelta(seconds=5)
 
 
 def _proration_date(state: SubscriptionState, req: ChangePlan, now: datetime) -> datetime:
     """The instant an upgrade is prorated from: ``now``, or the preview's ``at`` the caller
-    confirmed (Stripe's ``proration_date``), if it lies in the current period, not in the
-    future and within the last hour (an older quote is previewed again)."""
+    confirmed (Stripe's ``proration_date``), if it lies in the current period, within the
+    last hour (an older quote is previewed again) and not in the future beyond a few seconds
+    of clock skew (which only lowers the charge)."""
     at = req.proration_date
     if at is None:
         return now
     earliest = max(state.current_period_start, now - PRORATION_DATE_MAX_AGE)
-    if not earliest <= at <= now:
+    latest = min(now + PRORATION_DATE_SKEW, state.current_period_end)
+    if not earliest <= at <= latest:
         raise RequestInvalid("proration_date_out_of_range", "proration_date must lie between "
                              f"{earliest.isoformat()} and now ({now.isoformat()}); preview the "
                              "change again", field="proration_date")
