@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain import proration
 from domain.commands import (
     Charge,
     CollectPendingCharges,
@@ -41,7 +42,6 @@ from domain.commands import (
     UnlockPurchasedCredits,
 )
 from domain.declines import DeclineKind, classify
-from domain import proration
 from domain.errors import PaymentDeclined, RequestInvalid, RequestRefused
 from domain.model import (
     SYSTEM,
@@ -1198,8 +1198,9 @@ def _settled_view(state: SubscriptionState, now: datetime) -> SubscriptionState 
     for _ in range(16):
         if view.awaiting_charge is None:
             return view
+        amount = view.upgrade.amount if view.upgrade else view.plan.amount
         assumed = PaymentOutcome(idempotency_key=view.awaiting_charge, status="succeeded",
-                                 amount=view.upgrade.amount if view.upgrade else view.plan.amount)
+                                 amount=amount)
         view = advance(apply_outcome(view, assumed, now).state, now).state
     return None  # pragma: no cover - needs 16 overdue periods at once
 

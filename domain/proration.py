@@ -2,8 +2,9 @@
 
 One pure function decides when a change takes effect and what it costs, so the preview the
 caller is shown and the charge the workflow then issues are the same numbers. An *upgrade*
-(a higher price per unit of time, same billing term) takes effect now and charges the
-prorated difference; anything else waits for the period end (D11's switch at renewal).
+(a higher price per unit of time, same currency) of the same billing term takes effect now
+and charges the prorated difference; anything else (a downgrade, a new term) waits for the
+period end (D11's switch at renewal).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ unlock on subscribe (D16), a trial, a scheduled start (D10) and the unpaid polic
 recovery, and from ``rules-v3`` on a hard decline, a 3-D Secure decline and a version-2
 subscription's hard decline retried on the schedule, and from ``rules-v4`` on an upgrade
 charged at once (declined first, then paid although the answer to its confirm was lost) and a
-version-3 subscription's upgrade at the period end; test_coverage.py checks that together they send every request and reach every status.
+version-3 subscription's upgrade at the period end; test_coverage.py checks that together
+they send every request and reach every status.
 
 Every history replays twice: unsandboxed, as the worker runs workflows by default
 (settings.workflow_sandbox), and in the SDK's sandbox, which also refuses the I/O, clocks and
