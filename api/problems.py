@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import RequestInvalid, RequestRefused
+from domain.errors import PaymentDeclined, RequestInvalid, RequestRefused
 
 log = logging.getLogger("api")
 
@@ -149,7 +149,11 @@ def problem_response(request: Request, problem: ApiProblem) -> JSONResponse:
 
 
 def from_refusal(refused: RequestRefused) -> ApiProblem:
-    """The core's refusal, unchanged: 409 for "not now", 422 for "never with these values"."""
+    """The core's refusal, unchanged: 409 for "not now", 422 for "never with these values",
+    402 when the charge the request needed was declined (nothing changed)."""
+    if isinstance(refused, PaymentDeclined):
+        return ApiProblem(402, "payment-failed", refused.message, code=refused.code,
+                          field=refused.field, decline_code=refused.decline_code)
     if isinstance(refused, RequestInvalid):
         field = refused.field or "body"
         return ApiProblem(422, "validation-error", refused.message, code=refused.code,

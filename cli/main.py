@@ -21,16 +21,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from config.settings import get_settings
 from domain.errors import RequestRefused
 from domain.model import Actor, Status
-from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Postpone, Reactivate, Resume,
-                             Retry)
+from domain.requests import (AcceptRetentionOffer, Cancel, ChangePlan, Pause, Postpone,
+                             Reactivate, Resume, Retry)
 from eventlog import store as eventlog
 from store.engine import get_engine
 from workflows import client_ops, contract
 from workflows.connection import connect, payload_codec
 
 app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone, pause, resume; reconcile payments; dead webhook deliveries; `demo` "
-                  "seeds the local stack.",
+                  "postpone, pause, resume, change-plan; reconcile payments; dead webhook "
+                  "deliveries; `demo` seeds the local stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -268,6 +268,44 @@ def cancel(
 def reactivate(subscription_id: str) -> None:
     """Remove a scheduled cancellation (before it takes effect)."""
     _run(_send(subscription_id, Reactivate(requested_by=OPERATOR)))
+
+
+@app.command("change-plan")
+def change_plan(
+    subscription_id: str,
+    plan: Annotated[str, typer.Argument(help="plan id from config/plans.yaml")],
+    preview: Annotated[bool, typer.Option(
+        "--preview", help="show what the change would charge and when; change nothing")] = False,
+    proration_date: Annotated[datetime | None, typer.Option(
+        "--proration-date", help="the `at` of a preview (UTC ISO): prorate from then, so the "
+        "charge equals the preview")] = None,
+) -> None:
+    """Change the plan: an upgrade (same term, higher price) now, with the prorated difference
+    charged at once; any other change at the next renewal (D11)."""
+    from datetime import UTC
+
+    from config.plans import load_catalog
+    from domain import lifecycle
+
+    settings = get_settings()
+    target = load_catalog(settings.plans_file).get(plan)
+    if target is None:
+        _fail(f"invalid plan: no such plan {plan!r} in {settings.plans_file}", 2)
+    if not preview:
+        request = _build(ChangePlan, plan=target, proration_date=proration_date,
+                         requested_by=OPERATOR)
+        _run(_send(subscription_id, request))
+
+    async def go():
+        return await client_ops.get_state(await connect(get_settings()), subscription_id)
+    try:
+        quote = lifecycle.preview_change(_run(go()), target, datetime.now(UTC))
+    except RequestRefused as refused:
+        _fail(f"refused ({refused.code}): {refused.message}", 2)
+    _print(quote.model_dump(mode="json"))
+    typer.secho(f"confirm with: subs change-plan {subscription_id} {plan} --proration-date "
+                f"{quote.model_dump(mode='json')['at']}", err=True)
+    _exit(0)
 
 
 @app.command("accept-offer")

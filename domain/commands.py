@@ -10,7 +10,9 @@ from domain.model import Event, Frozen
 
 
 class Charge(Frozen):
-    """Charge a period's price. The result comes back as a PaymentOutcome request."""
+    """Charge a period's price (or, rule version 4, the prorated difference of an upgrade:
+    purpose ``proration``, key ``{subscription}:{period}:change{n}:{plan}``). The result comes
+    back as a PaymentOutcome request."""
 
     kind: Literal["charge"] = "charge"
     idempotency_key: str  # {subscription}:{period}:{attempt}
@@ -18,7 +20,7 @@ class Charge(Frozen):
     attempt: int
     amount: int
     currency: str
-    purpose: Literal["renewal", "first_period"]
+    purpose: Literal["renewal", "first_period", "proration"]
 
 
 class GrantCredits(Frozen):

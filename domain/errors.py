@@ -19,3 +19,14 @@ class RequestInvalid(RequestRefused):
     """A request whose values break a rule regardless of state (HTTP 422)."""
 
     http_status = 422
+
+
+class PaymentDeclined(RequestRefused):
+    """The charge a request needed was declined (HTTP 402): the request did not happen."""
+
+    http_status = 402
+
+    def __init__(self, code: str, message: str, field: str | None = None,
+                 decline_code: str | None = None) -> None:
+        super().__init__(code, message, field)
+        self.decline_code = decline_code

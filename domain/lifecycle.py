@@ -7,7 +7,8 @@ Three kinds of input drive it:
 - money: ``apply_outcome`` takes the result of that Charge; ``hold`` takes a call that failed
   so that only an operator can fix it (the subscription waits, visibly, for a Retry);
 - people: ``handle`` takes a request (cancel, reactivate, postpone, payment method update,
-  pause, resume, plan change at period end, an operator's retry of a held subscription),
+  pause, resume, plan change (an upgrade now, prorated, from rule version 4; anything else
+  at period end), an operator's retry of a held subscription),
   refusing it with a reason when the rules do not allow it. ``validate`` answers "would
   handle accept this now?" without changing anything, for Temporal update validators.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain import proration
 from domain.commands import (
     Charge,
     CollectPendingCharges,
@@ -40,7 +42,7 @@ from domain.commands import (
     UnlockPurchasedCredits,
 )
 from domain.declines import DeclineKind, classify
-from domain.errors import RequestInvalid, RequestRefused
+from domain.errors import PaymentDeclined, RequestInvalid, RequestRefused
 from domain.model import (
     SYSTEM,
     Actor,
@@ -52,6 +54,7 @@ from domain.model import (
     Frozen,
     Hold,
     Pausing,
+    PlanUpgrade,
     Status,
     SubscriptionState,
 )
@@ -79,6 +82,10 @@ RULES = {
     3: "decline-aware dunning: a hard decline (domain.declines) skips the remaining retries "
        "and waits for a new payment method; one needing authentication (3-D Secure) asks the "
        "customer to act instead of retrying; the final action applies when that wait ends (D9)",
+    4: "mid-period upgrades: a same-term plan with a higher price takes effect at once and "
+       "charges the prorated difference (domain.proration); a decline leaves the plan as it "
+       "was; other changes still wait for the period end; a plan in another currency is "
+       "refused (D11, D15)",
 }
 CURRENT_RULES = max(RULES)
 
@@ -369,9 +376,10 @@ def decline_aware(state: SubscriptionState) -> bool:
 
 def rules_upgradable(state: SubscriptionState, to: int = CURRENT_RULES) -> bool:
     """A safe point to move to rule version ``to``: an older version, and nothing in progress
-    that the versions decide differently (versions 2 and 3 change dunning only: no dunning, no
-    charge in flight, no hold). The shell asks at continue-as-new, which follows a paid
-    renewal, with the newest version its history allows."""
+    that the versions decide differently (versions 2 and 3 change dunning only, version 4 what
+    a new plan-change request does: no dunning, no charge in flight, no hold). The shell asks
+    at continue-as-new, which follows a paid renewal, with the newest version its history
+    allows."""
     return (state.rules < to and state.dunning is None
             and state.awaiting_charge is None and state.hold is None)
 
@@ -485,6 +493,10 @@ def apply_outcome(state: SubscriptionState, outcome: PaymentOutcome, now: dateti
     now = require_utc(now, "now")
     if state.awaiting_charge != outcome.idempotency_key:
         return Decision(state=state)
+    if state.upgrade is not None and state.upgrade.idempotency_key == outcome.idempotency_key:
+        if outcome.status == "succeeded":
+            return _upgraded(state, outcome, now)
+        return _upgrade_declined(state)
     if outcome.status == "succeeded":
         return _paid(state, outcome, now)
     return _declined(state, outcome, now)
@@ -524,9 +536,12 @@ def _retry_held(state: SubscriptionState, req: Retry, now: datetime) -> Decision
                              "retry")
     if held.charge_attempt is None or held.charge_purpose is None:
         raise RuntimeError("a hold in the middle of a call is retried by the workflow itself")
+    amount, currency = state.price, state.plan.currency
+    if held.charge_purpose == "proration" and state.upgrade is not None:
+        amount, currency = state.upgrade.amount, state.upgrade.plan.currency
     charge = Charge(idempotency_key=held.idempotency_key, period_key=state.period_key,
-                    attempt=held.charge_attempt, amount=state.price,
-                    currency=state.plan.currency, purpose=held.charge_purpose)
+                    attempt=held.charge_attempt, amount=amount, currency=currency,
+                    purpose=held.charge_purpose)
     after = state.model_copy(update={"hold": None, "awaiting_charge": held.idempotency_key})
     return Decision(state=after, commands=(charge,))
 
@@ -594,6 +609,7 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
         "hold": None,  # nothing is retried for an ended subscription
         "pause": None,
         "pending_plan": None,  # an ended subscription has no next renewal
+        "upgrade": None,
     })
     emitted = _emit(ended, "customer.subscription.deleted", at, request,
                     _changed(state, ended))
@@ -951,6 +967,11 @@ def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
     is refused until the cancellation is removed (reactivate first)."""
     _refuse_if_ended(state, "changed to another plan")
     new = req.plan
+    if prorates_upgrades(state) and new.currency != state.plan.currency:
+        raise RequestInvalid("currency_mismatch", f"plan {new.id} is priced in "
+                             f"{new.currency.upper()} and the subscription in "
+                             f"{state.plan.currency.upper()}; a plan change keeps the currency "
+                             "(cancel and subscribe again to change it)", field="plan")
     if state.status == Status.SCHEDULED:
         # Nothing has been charged: it simply starts on the new plan.
         if new.id == state.plan.id:
@@ -977,6 +998,8 @@ def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
                              "extension; reactivate it before changing the plan")
     if state.pending_plan is not None and new == state.pending_plan:
         return Decision(state=state)  # already scheduled: a retried request changes nothing
+    if upgrades_now(state, new):
+        return _upgrade_now(state, req, now)
     current = new.id == state.plan.id
     update: dict[str, Any] = {"pending_plan": None if current else new}
     if state.cancel_at is not None:
@@ -994,6 +1017,117 @@ def _change_plan(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
         raise RequestRefused("same_plan", f"the subscription is already on plan {new.id} and "
                              "no change is scheduled", field="plan")
     return _updated(state, state.model_copy(update=update), now, req.requested_by)
+
+
+def prorates_upgrades(state: SubscriptionState) -> bool:
+    """Rule version 4: upgrades take effect at once, prorated; currencies never change."""
+    return state.rules >= 4
+
+
+def upgrades_now(state: SubscriptionState, plan: Plan) -> bool:
+    """Whether a change to ``plan`` takes effect at once (rule version 4, an upgrade)."""
+    return prorates_upgrades(state) and proration.takes_effect_now(state, plan)
+
+
+def _upgrade_now(state: SubscriptionState, req: ChangePlan, now: datetime) -> Decision:
+    """Rule version 4: charge the prorated difference now (domain.proration.quote, the same
+    numbers the preview showed); the plan changes when that charge succeeds. The key is
+    built from business facts (subscription, period, n-th change, target plan), so a retried
+    charge activity never charges twice."""
+    q = proration.quote(state, req.plan, _proration_date(state, req, now), now=True)
+    seq = state.plan_changes + 1
+    key = f"{state.id}:{state.period_key}:change{seq}:{req.plan.id}"
+    upgrade = PlanUpgrade(seq=seq, plan=req.plan, amount=q.amount_due,
+                          credits=q.credits_granted, at=now, idempotency_key=key,
+                          requested_by=req.requested_by)
+    pending = state.model_copy(update={"plan_changes": seq, "upgrade": upgrade,
+                                       "awaiting_charge": key})
+    if q.amount_due == 0:  # less than one minor unit left to pay: nothing to charge
+        return _upgraded(pending, PaymentOutcome(idempotency_key=key, status="succeeded",
+                                                 amount=0), now)
+    charge = Charge(idempotency_key=key, period_key=state.period_key, attempt=1,
+                    amount=q.amount_due, currency=req.plan.currency, purpose="proration")
+    return Decision(state=pending, commands=(charge,))
+
+
+PRORATION_DATE_MAX_AGE = timedelta(hours=1)
+# The preview's clock (the API's or the CLI's host) may run a little ahead of the workflow's.
+PRORATION_DATE_SKEW = timedelta(seconds=5)
+
+
+def _proration_date(state: SubscriptionState, req: ChangePlan, now: datetime) -> datetime:
+    """The instant an upgrade is prorated from: ``now``, or the preview's ``at`` the caller
+    confirmed (Stripe's ``proration_date``), if it lies in the current period, within the
+    last hour (an older quote is previewed again) and not in the future beyond a few seconds
+    of clock skew (which only lowers the charge)."""
+    at = req.proration_date
+    if at is None:
+        return now
+    earliest = max(state.current_period_start, now - PRORATION_DATE_MAX_AGE)
+    latest = min(now + PRORATION_DATE_SKEW, state.current_period_end)
+    if not earliest <= at <= latest:
+        raise RequestInvalid("proration_date_out_of_range", "proration_date must lie between "
+                             f"{earliest.isoformat()} and now ({now.isoformat()}); preview the "
+                             "change again", field="proration_date")
+    return at
+
+
+def _upgraded(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) -> Decision:
+    """The proration is paid: the new plan applies from now (same period, same anchor), its
+    extra credits for the rest of the period are granted under the period's key (so they
+    are forfeited with the period, D15), and the events tell the story: ``invoice.paid``
+    (billing_reason ``subscription_update``), then ``customer.subscription.updated`` with
+    ``previous_attributes.plan``."""
+    upgrade = state.upgrade
+    assert upgrade is not None
+    before = state.model_copy(update={"upgrade": None, "awaiting_charge": None})
+    after = before.model_copy(update={"plan": upgrade.plan, "pending_plan": None})
+    commands: tuple[Command, ...] = ()
+    if upgrade.credits > 0:
+        commands = (GrantCredits(
+            idempotency_key=f"{state.id}:{state.period_key}:change{upgrade.seq}:grant",
+            period_key=state.period_key, amount=upgrade.credits,
+            period_start=state.current_period_start, period_end=state.current_period_end),)
+    decision = Decision(state=after, commands=commands)
+    if outcome.amount > 0:
+        decision = decision.then(_emit(decision.state, "invoice.paid", now, None, {
+            "amount_paid": outcome.amount, "billing_reason": "subscription_update",
+            "from_plan": before.plan.id, "plan": upgrade.plan.id}))
+    return decision.then(_updated(before, decision.state, now, upgrade.requested_by))
+
+
+def _upgrade_declined(state: SubscriptionState) -> Decision:
+    """The proration charge was declined: the upgrade does not happen and nothing else
+    changes (no dunning: the period is paid). The caller gets the decline as the answer
+    (``change_declined``)."""
+    return Decision(state=state.model_copy(update={"upgrade": None, "awaiting_charge": None}))
+
+
+def change_declined(charge: Charge, outcome: PaymentOutcome, plan: str) -> PaymentDeclined:
+    """The answer to an upgrade whose proration charge was declined (HTTP 402)."""
+    amount = f"{charge.amount} {charge.currency.upper()} (minor units)"
+    return PaymentDeclined(
+        "payment_declined", f"the prorated charge of {amount} for the upgrade was declined "
+        f"({outcome.decline_code or 'declined'}): the subscription stays on plan {plan}; "
+        "update the payment method and try again", field="plan",
+        decline_code=outcome.decline_code)
+
+
+def preview_change(state: SubscriptionState, plan: Plan, now: datetime
+                   ) -> proration.PlanChangeQuote:
+    """What ``handle(ChangePlan(plan, proration_date=quote.at))`` will do, without doing it:
+    raises the refusal it would raise, else the quote it will charge (rule version 4; on
+    older rules every change waits for the period end, and the quote says so). ``at`` is
+    ``now`` down to the whole second."""
+    now = require_utc(now, "now")
+    view = _settled_view(state, now)
+    if view is None:  # pragma: no cover - needs 16 overdue periods at once
+        raise RequestRefused("not_settled", "the subscription is catching up; try again")
+    at = now.replace(microsecond=0)  # a whole second: the caller sends it back as is
+    _refuse_if_held(view, ChangePlan(plan=plan))
+    _change_plan(view, ChangePlan(plan=plan), now)  # raises what handle would raise
+    return proration.quote(view, plan, max(at, view.current_period_start),
+                           now=upgrades_now(view, plan))
 
 
 def _accept_retention_offer(state: SubscriptionState, req: AcceptRetentionOffer,
@@ -1052,16 +1186,23 @@ def validate(state: SubscriptionState, request: Request, now: datetime) -> None:
 
     Time-driven transitions due by ``now`` are applied first. A charge they start is assumed
     to succeed: the request is checked again when the workflow actually handles it."""
+    view = _settled_view(state, now)
+    if view is not None:
+        handle(view, request, now)
+
+
+def _settled_view(state: SubscriptionState, now: datetime) -> SubscriptionState | None:
+    """The state at ``now`` with every charge in flight assumed to succeed (None if that
+    needs more than 16 charges: a request is then judged by the workflow only)."""
     view = advance(state, now).state
     for _ in range(16):
         if view.awaiting_charge is None:
-            break
+            return view
+        amount = view.upgrade.amount if view.upgrade else view.plan.amount
         assumed = PaymentOutcome(idempotency_key=view.awaiting_charge, status="succeeded",
-                                 amount=view.plan.amount)
+                                 amount=amount)
         view = advance(apply_outcome(view, assumed, now).state, now).state
-    else:  # pragma: no cover - needs 16 overdue periods at once
-        return
-    handle(view, request, now)
+    return None  # pragma: no cover - needs 16 overdue periods at once
 
 
 def period_of(state: SubscriptionState, at: datetime) -> str:

@@ -108,7 +108,21 @@ class Hold(Frozen):
     idempotency_key: str
     stripe_request_id: str | None = None
     charge_attempt: int | None = None
-    charge_purpose: Literal["renewal", "first_period"] | None = None
+    charge_purpose: Literal["renewal", "first_period", "proration"] | None = None
+
+
+class PlanUpgrade(Frozen):
+    """Rule version 4: an upgrade whose prorated charge is in flight (or held). The plan
+    changes only once that charge succeeds; a decline leaves the current plan in place.
+    ``seq`` is the subscription's n-th mid-period change: it keys the charge and the grant."""
+
+    seq: int
+    plan: Plan
+    amount: int  # the prorated charge (domain.proration.quote)
+    credits: int  # extra subscription credits for the rest of the period (D15)
+    at: datetime
+    idempotency_key: str  # {subscription}:{period}:change{seq}:{plan}
+    requested_by: Actor = SYSTEM
 
 
 class RetentionOffer(Frozen):
@@ -212,6 +226,9 @@ class SubscriptionState(Frozen):
     discount: Discount | None = None
     retention_offer_used: bool = False
     current_period_price: int | None = None
+    # Rule version 4: mid-period upgrades so far, and the one whose charge is in flight.
+    plan_changes: int = 0
+    upgrade: PlanUpgrade | None = None
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
     rules: int = 1

@@ -83,12 +83,16 @@ class Resume(Frozen):
 
 
 class ChangePlan(Frozen):
-    """Switch to ``plan`` at the next renewal (a plan change at period end). The caller
-    resolves the full plan from the catalog: the subscription keeps a snapshot, never an id.
-    A different term also removes a scheduled cancellation (D11)."""
+    """Switch to ``plan``: at the next renewal, or (rule version 4) now for an upgrade, with
+    a prorated charge (domain.proration). The caller resolves the full plan from the catalog:
+    the subscription keeps a snapshot, never an id. A different term also removes a scheduled
+    cancellation (D11). ``proration_date`` (a preview's ``at``) prorates from that instant,
+    so the charge equals the preview the caller confirmed."""
 
     kind: Literal["change_plan"] = "change_plan"
     plan: Plan
+    proration_date: Annotated[datetime | None, AfterValidator(
+        lambda v: None if v is None else require_utc(v, "proration_date"))] = None
     requested_by: Actor = Actor()
 
 

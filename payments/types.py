@@ -23,7 +23,8 @@ class ChargeRequest(BaseModel):
     amount: int  # minor units
     currency: str
     description: str
-    purpose: Literal["renewal", "first_period", "final_invoice", "topup", "auto_recharge"]
+    purpose: Literal["renewal", "first_period", "proration", "final_invoice", "topup",
+                     "auto_recharge"]
     period_key: str  # the billing period this charge pays for, e.g. the period start ISO string
 
 

@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
-from domain.errors import RequestInvalid, RequestRefused
+from domain.errors import PaymentDeclined, RequestInvalid, RequestRefused
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
 from domain.model import BillingPolicy, Event, RetentionOffer, SubscriptionState
@@ -217,6 +217,9 @@ def refusal_from(cause: BaseException | None) -> RequestRefused:
     if isinstance(cause, ApplicationError) and cause.details:
         body = cause.details[0]
         if isinstance(body, dict) and "code" in body:
+            if body.get("http_status") == 402:
+                return PaymentDeclined(body["code"], body["message"], body.get("field"),
+                                       body.get("decline_code"))
             kind = RequestInvalid if body.get("http_status") == 422 else RequestRefused
             return kind(body["code"], body["message"], body.get("field"))
     return RequestRefused("update_failed", str(cause))

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Refund,
         UnlockPurchasedCredits,
     )
-    from domain.errors import RequestInvalid, RequestRefused
+    from domain.errors import PaymentDeclined, RequestInvalid, RequestRefused
     from domain.model import Event, SubscriptionState
     from domain.requests import Request, Retry
     from workflows import contract, tracing
@@ -86,6 +86,10 @@ PATCH_RULE_VERSIONS = "rule-versions"
 # Rule version 3 (decline-aware dunning): new subscriptions start on it and running ones move to
 # it at continue-as-new. Histories recorded before this patch keep the version they had.
 PATCH_RULES_V3 = "rules-v3-decline-aware-dunning"
+# Rule version 4 (a same-term upgrade takes effect at once with a prorated charge): new
+# subscriptions start on it and running ones move to it at continue-as-new; histories recorded
+# before this patch keep the version they had, so their upgrades wait for the period end.
+PATCH_RULES_V4 = "rules-v4-prorated-upgrades"
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -118,6 +122,8 @@ class SubscriptionWorkflow:
         # True while the main loop waits with nothing in flight: no charge, no unflushed
         # write (the read model is current). The `settled` update answers then.
         self.idle = False
+        # The decline of an upgrade's prorated charge: the answer to the request being handled.
+        self.declined: RequestRefused | None = None
 
     # Main loop ---------------------------------------------------------------------------
 
@@ -164,6 +170,8 @@ class SubscriptionWorkflow:
     def _newest_rules() -> int:
         """The newest rule version this history allows: each version that changes commands
         came with a patch, so a history recorded before it replays on the rules it had."""
+        if workflow.patched(PATCH_RULES_V4):
+            return 4
         if workflow.patched(PATCH_RULES_V3):
             return 3
         return 2 if workflow.patched(PATCH_RULE_VERSIONS) else 1
@@ -213,7 +221,11 @@ class SubscriptionWorkflow:
             except RequestRefused as refused:
                 self._refuse(item, refused)
                 return
+            self.declined = None
             await self._apply(decision)
+            if self.declined is not None:  # rule version 4: the upgrade did not happen
+                self._refuse(item, self.declined)
+                return
             item.result, item.done = self.state, True
 
     def _refuse(self, item: _Inbox, refused: RequestRefused) -> None:
@@ -280,12 +292,15 @@ class SubscriptionWorkflow:
     async def _execute(self, command: Command) -> None:
         s = self.state
         if isinstance(command, Charge):
+            description = f"{s.plan.name} {command.period_key} (attempt {command.attempt})"
+            if command.purpose == "proration" and s.upgrade is not None:
+                description = (f"{s.plan.name} -> {s.upgrade.plan.name}, prorated for the rest "
+                               f"of {command.period_key}")
             try:
                 result = await self._run("charge", ChargeRequest(
                     idempotency_key=command.idempotency_key, subscription_id=s.id,
                     customer_id=s.customer_id, amount=command.amount,
-                    currency=command.currency,
-                    description=f"{s.plan.name} {command.period_key} (attempt {command.attempt})",
+                    currency=command.currency, description=description,
                     purpose=command.purpose, period_key=command.period_key), ChargeResult)
             except ActivityError as err:
                 # The core takes the charge back and keeps handling cancel, reactivate and
@@ -300,6 +315,8 @@ class SubscriptionWorkflow:
                 amount=command.amount if result.status == "succeeded" else 0,
                 payment_intent_id=result.payment_intent_id,
                 decline_code=result.decline_code, message=result.message)
+            if command.purpose == "proration" and result.status == "declined":
+                self.declined = lifecycle.change_declined(command, outcome, s.plan.id)
             await self._apply(lifecycle.apply_outcome(self.state, outcome, workflow.now()))
         # Ledger and event commands reach here only in runs recorded before the batching.
         elif isinstance(command, GrantCredits):
@@ -574,5 +591,7 @@ def _application_error(refused: RequestRefused) -> ApplicationError:
     return ApplicationError(
         refused.message,
         {"code": refused.code, "message": refused.message, "field": refused.field,
-         "http_status": refused.http_status},
+         "http_status": refused.http_status,
+         **({"decline_code": refused.decline_code} if isinstance(refused, PaymentDeclined)
+            else {})},
         type=refused.code, non_retryable=True)

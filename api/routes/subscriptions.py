@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.ids import new_id
 from accounts.keys import Principal
+from config.plans import PlanCatalog
 from api.deps import (
     BillingManagerDep,
     CatalogDep,
@@ -60,6 +61,8 @@ from api.scope import (
 from domain import lifecycle
 from domain.lifecycle import NewSubscription
 from domain.model import Status
+from domain.plans import Plan
+from domain.proration import PlanChangeQuote
 from domain.requests import AcceptRetentionOffer, Cancel, ChangePlan, Pause, Postpone, Reactivate, Request, Resume
 from eventlog import store as eventlog
 from workflows import client_ops
@@ -267,24 +270,52 @@ async def resume_subscription(subscription_id: SubscriptionId, principal: Billin
                               idempotency_key, now)
 
 
+def _catalog_plan(catalog: PlanCatalog, plan_id: str) -> Plan:
+    plan = catalog.get(plan_id)
+    if plan is None:
+        known = ", ".join(p.id for p in catalog.plans)
+        raise invalid("plan", "unknown_plan", f"no such plan: {plan_id}; choose one of {known}")
+    return plan
+
+
 @router.post("/{subscription_id}/change_plan", response_model=SubscriptionResource,
-             responses=problem_responses(401, 403, 404, 409, 422, 503, 504),
-             summary="Change the plan at the next renewal")
+             responses=problem_responses(401, 402, 403, 404, 409, 422, 503, 504),
+             summary="Change the plan: an upgrade now (prorated), anything else at renewal")
 async def change_plan(subscription_id: SubscriptionId, body: ChangePlanBody,
                       principal: BillingManagerDep, updates: Updates, catalog: CatalogDep,
                       now: NowDep, idempotency_key: IdempotencyKey = None
                       ) -> SubscriptionResource:
-    """Nothing is charged now: the next renewal charges the new plan's price and grants its
+    """An upgrade (same term, higher price; rule version 4) takes effect now: the prorated
+    difference is charged at once and the extra credits for the rest of the period granted
+    (D15); a declined charge answers 402 `payment_declined` and the plan stays. Any other
+    change charges nothing now: the next renewal charges the new plan's price and grants its
     credits (`pending_plan` shows it until then). A `non_renewing` subscription switched to a
     plan with a different term renews again (D11); a same-term change is refused until it is
-    reactivated. The current plan removes a pending change. Owners and billing admins only."""
-    plan = catalog.get(body.plan)
-    if plan is None:
-        known = ", ".join(p.id for p in catalog.plans)
-        raise invalid("plan", "unknown_plan", f"no such plan: {body.plan}; choose one of {known}")
+    reactivated. The current plan removes a pending change; a plan in another currency is
+    refused (`currency_mismatch`). `GET .../change_plan/preview` shows the amounts first.
+    Owners and billing admins only."""
+    plan = _catalog_plan(catalog, body.plan)
     return await updates.send(principal, subscription_id,
-                              ChangePlan(plan=plan, requested_by=principal.actor), "change_plan",
+                              ChangePlan(plan=plan, proration_date=body.proration_date,
+                                         requested_by=principal.actor), "change_plan",
                               idempotency_key, now)
+
+
+@router.get("/{subscription_id}/change_plan/preview", response_model=PlanChangeQuote,
+            responses=problem_responses(401, 404, 409, 422, 503, 504),
+            summary="What a plan change would charge, and when")
+async def change_plan_preview(
+    subscription_id: SubscriptionId, principal: ReaderDep, client: TemporalDep,
+    deadline: DeadlineDep, catalog: CatalogDep, now: NowDep,
+    plan: Annotated[str, Query(min_length=1, max_length=64, description="target plan id")],
+) -> PlanChangeQuote:
+    """Before confirming: `timing` (`now` for an upgrade, else `period_end`), `amount_due`
+    now and `credits_granted` (both prorated to the second over the current period), and
+    from `next_renewal_at` the new plan's price. Refused with the same problem the change
+    would get. Send `at` back as `proration_date` and the charge equals `amount_due`."""
+    target = _catalog_plan(catalog, plan)
+    state = await visible_state(client, principal, subscription_id, deadline)
+    return lifecycle.preview_change(state, target, now)
 
 
 @router.post("/{subscription_id}/accept_retention_offer", response_model=SubscriptionResource,

@@ -261,7 +261,12 @@ class ChangePlanBody(BaseModel):
         {"plan": "pro-yearly"}]})
 
     plan: str = Field(min_length=1, max_length=64, description=(
-        "Plan id in the catalog (GET /v1/plans); it takes effect at the next renewal."))
+        "Plan id in the catalog (GET /v1/plans). An upgrade (same term, higher price) takes "
+        "effect now with a prorated charge; any other change at the next renewal."))
+    proration_date: datetime | None = Field(default=None, description=(
+        "The `at` of a preview (GET .../change_plan/preview): the upgrade is prorated from "
+        "that instant, so the charge equals the preview. Within the last hour and the "
+        "current period; default now."))
 
 
 class ResumeBody(BaseModel):

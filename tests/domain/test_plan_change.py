@@ -1,5 +1,9 @@
 """Plan change at period end, and D11: a different term makes a non_renewing subscription
-active again; a same-term change does not restore renewal (reactivate first)."""
+active again; a same-term change does not restore renewal (reactivate first).
+
+The tests that change to the pricier same-term TEAM run on rule version 3 (``V3``), where an
+upgrade too waits for the period end; from version 4 on it takes effect at once, prorated
+(tests/domain/test_proration.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +25,13 @@ from domain.plans import Plan
 
 T0 = at(2024, 1, 31, 12)
 RENEWAL = at(2024, 2, 29, 12)
+V3 = 3  # rule version 3: every change waits for the period end
 TEAM = Plan(id="team", name="Team", amount=9000, currency="usd", interval="month",
             included_credits=4000)
 
 
 def test_change_at_period_end_charges_the_new_price_at_renewal_and_grants_its_credits():
-    d = Driver.create(T0)
+    d = Driver.create(T0, rules=V3)
     n = len(d.charges)
     d.request(ChangePlan(plan=TEAM, requested_by=CUSTOMER), at(2024, 2, 10))
     s = d.state
@@ -77,7 +82,7 @@ def test_non_renewing_switched_to_a_different_term_is_active_again_d11():
 
 
 def test_non_renewing_same_term_change_is_refused_until_reactivated():
-    d = Driver.create(T0)
+    d = Driver.create(T0, rules=V3)
     d.request(Cancel(mode="at_period_end"), at(2024, 2, 5))
     before = d.state
     with pytest.raises(RequestRefused) as err:
@@ -91,7 +96,7 @@ def test_non_renewing_same_term_change_is_refused_until_reactivated():
 
 
 def test_choosing_the_current_plan_again_removes_the_pending_change():
-    d = Driver.create(T0)
+    d = Driver.create(T0, rules=V3)
     d.request(ChangePlan(plan=TEAM), at(2024, 2, 10))
     n = len(d.events)
     d.request(ChangePlan(plan=TEAM), at(2024, 2, 11))  # a retry: nothing new
@@ -150,7 +155,7 @@ def test_refused(setup, code):
 
 
 def test_pause_is_refused_while_a_plan_change_is_pending():
-    d = Driver.create(T0)
+    d = Driver.create(T0, rules=V3)
     d.request(ChangePlan(plan=TEAM), at(2024, 2, 10))
     with pytest.raises(RequestRefused) as err:
         d.request(Pause(), at(2024, 2, 11))
@@ -166,7 +171,7 @@ def test_states_without_pending_plan_still_load():
 
 
 def test_a_pending_change_is_dropped_when_the_subscription_ends():
-    d = Driver.create(T0)
+    d = Driver.create(T0, rules=V3)
     d.request(ChangePlan(plan=TEAM), at(2024, 2, 10))
     d.request(Cancel(mode="at_period_end"), at(2024, 2, 11))
     assert d.state.pending_plan == TEAM  # reactivating would keep it

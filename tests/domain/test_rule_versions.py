@@ -44,7 +44,7 @@ def test_version_2_charges_the_current_period_once():
 
 
 def test_new_subscriptions_start_on_the_current_rules_and_old_states_are_version_1():
-    assert lifecycle.CURRENT_RULES == max(lifecycle.RULES) == 3
+    assert lifecycle.CURRENT_RULES == max(lifecycle.RULES) == 4
     assert Driver.create(T0).state.rules == lifecycle.CURRENT_RULES
     carried = Driver.create(T0).state.model_dump(mode="json")
     del carried["rules"]  # a state recorded before versions existed
@@ -62,4 +62,4 @@ def test_no_upgrade_in_the_middle_of_dunning():
     with pytest.raises(AssertionError):
         lifecycle.upgrade_rules(d.state)
     with pytest.raises(ValueError):
-        Driver.create(T0, rules=4)
+        Driver.create(T0, rules=5)

@@ -26,7 +26,10 @@ offer, the unlock on subscribe, a trial, a scheduled start and the unpaid policy
 recovery) and ``rules-v3`` (decline-aware dunning, PATCH_RULES_V3; adds a hard decline that
 waits for a new card until the grace ends, a 3-D Secure decline recovered by a new card, and
 a version-2 subscription whose hard decline is retried on the schedule before it moves to
-version 3). Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
+version 3) and ``rules-v4`` (mid-period upgrades prorated at once, PATCH_RULES_V4; adds an
+upgrade whose proration is declined, then charged once although its answer is lost, and a
+version-3 subscription whose upgrade waits for the period end before it moves to version 4).
+Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
 fail.
 """
 
@@ -51,6 +54,7 @@ from config.settings import DunningSettings, Settings, TemporalSettings
 from domain import purchases
 from domain import lifecycle
 from domain.commands import PaymentOutcome
+from domain.errors import RequestRefused
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
 from domain.plans import Plan
@@ -70,7 +74,7 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-CURRENT = HISTORIES / "rules-v3"  # the newest generation: where recordings go
+CURRENT = HISTORIES / "rules-v4"  # the newest generation: where recordings go
 MINUTE = timedelta(minutes=1)
 
 
@@ -492,6 +496,59 @@ async def v2_hard_decline_retried(run: Run) -> None:
     assert s.rules == lifecycle.CURRENT_RULES, s.rules
 
 
+async def upgrade_now(run: Run) -> None:
+    """Rule version 4: an upgrade mid-period whose prorated charge is declined (the update is
+    refused, the plan stays), then, with a good card, charged from the preview's instant (the
+    answer to its confirm is lost once: the activity retries and finds the stored intent);
+    the plan changes at once and the next renewal charges the new plan in full."""
+    s = await run.start()
+    await run.skip_to(s.current_period_start + timedelta(days=10))
+    team = run.plan("team-monthly")
+    run.card(CARD_DECLINED)
+    try:
+        await client_ops.send(run.client, run.sub_id, ChangePlan(plan=team))
+        raise AssertionError("the declined proration was not refused")
+    except RequestRefused as refused:
+        assert refused.code == "payment_declined", refused
+    run.card(CARD_OK)
+    quote = lifecycle.preview_change(await run.state(), team,
+                                     await run.env.get_current_time())
+    assert quote.timing == "now" and quote.amount_due > 0, quote
+    run.proxy.inject(Fault("POST", "/v1/payment_intents", "lose_response",
+                           path_suffix="/confirm"))
+    s = await client_ops.send(run.client, run.sub_id,
+                              ChangePlan(plan=team, proration_date=quote.at))
+    assert s.plan.id == "team-monthly" and s.rules == 4, s
+    await run.renew()
+
+
+async def v3_upgrade_at_period_end(run: Run) -> None:
+    """A subscription still on rule version 3: its upgrade waits for the period end (no
+    charge now), the renewal charges the new plan, and that renewal's continue-as-new moves
+    it to version 4."""
+    if not run.payments.get_customer(run.customer):
+        run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
+                                     name="Ada")
+    run.card(CARD_OK)
+    now = await run.env.get_current_time()
+    created = lifecycle.create(NewSubscription(
+        id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
+        plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
+        requested_by=Actor(kind="operator", id="replay")), now, rules=3).state
+    paid = lifecycle.apply_outcome(created, PaymentOutcome(
+        idempotency_key=created.awaiting_charge, status="succeeded",
+        amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
+    await run.client.start_workflow(
+        SubscriptionWorkflow.run, SubscriptionInput(state=paid),
+        id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
+    s = await run.wait(lambda s: s.status.value == "active")
+    await run.skip_to(s.current_period_start + timedelta(days=10))
+    s = await client_ops.send(run.client, run.sub_id, ChangePlan(plan=run.plan("team-monthly")))
+    assert s.rules == 3 and s.plan.id == "pro-monthly" and s.pending_plan is not None, s
+    s = await run.renew()
+    assert s.plan.id == "team-monthly" and s.rules == lifecycle.CURRENT_RULES, s
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
                             reactivate, postpone, dunning_recovers, dunning_cancels,
@@ -499,7 +556,8 @@ SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
                             pause_resume_reset, change_plan, change_plan_reactivates,
                             retention_offer, unlock_on_subscribe, trial, scheduled_start,
                             unpaid_recovers_late, v1_unpaid_recovers_late, hard_decline,
-                            action_required_recovers, v2_hard_decline_retried)
+                            action_required_recovers, v2_hard_decline_retried, upgrade_now,
+                            v3_upgrade_at_period_end)
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -70,4 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # No interpreter finalization: the SDK's Rust threads can abort a finishing process with
+    # SIGABRT ("PyGILState_Release ... finalizing", temporalio/sdk-python#300), as cli/main.py
+    # _exit says; the results are printed and flushed by then.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -2,7 +2,7 @@
 replay against the current SubscriptionWorkflow without a nondeterminism error. Each
 generation (a directory: ``per-write`` recorded before PATCH_BATCHED_EFFECTS, ``batched``
 after, ``held`` with holds, ``rules-v2`` with rule versions, ``rules-v3`` with decline-aware
-dunning) holds the scenarios of its time;
+dunning, ``rules-v4`` with prorated mid-period upgrades) holds the scenarios of its time;
 old generations stay, because subscriptions started then are still running somewhere.
 
 A history stands for a subscription running in production when a new worker version is
@@ -14,14 +14,17 @@ new card and dunning that ends in the automatic cancel (D1-D9), held charges and
 from ``rules-v2`` on pause/resume (D12), plan changes (D11), the retention offer (D14), the
 unlock on subscribe (D16), a trial, a scheduled start (D10) and the unpaid policy with a late
 recovery, and from ``rules-v3`` on a hard decline, a 3-D Secure decline and a version-2
-subscription's hard decline retried on the schedule; test_coverage.py checks that together they send every request and reach every status.
+subscription's hard decline retried on the schedule, and from ``rules-v4`` on an upgrade
+charged at once (declined first, then paid although the answer to its confirm was lost) and a
+version-3 subscription's upgrade at the period end; test_coverage.py checks that together
+they send every request and reach every status.
 
 Every history replays twice: unsandboxed, as the worker runs workflows by default
 (settings.workflow_sandbox), and in the SDK's sandbox, which also refuses the I/O, clocks and
 randomness that pass unsandboxed. The tests
 below it show the check has teeth: the same workflow with two commands swapped, or without
-holds, or on the old late-recovery rule, or with decline-aware dunning reverted or applied to
-version 2, fails on the same histories.
+holds, or on the old late-recovery rule, or with decline-aware dunning or prorated upgrades
+reverted or applied to the version before, fails on the same histories.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))
-GENERATIONS = {"per-write", "batched", "held", "rules-v2", "rules-v3"}
+GENERATIONS = {"per-write", "batched", "held", "rules-v2", "rules-v3", "rules-v4"}
 SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "reactivate",
              "postpone", "dunning_recovers", "dunning_cancels"}
 HELD = {"held_charge", "held_refund"}  # recorded from the ``held`` generation on
@@ -53,9 +56,11 @@ RULES_V2 = {"pause_now_resume_at", "pause_resume_keep", "pause_resume_reset", "c
             "scheduled_start", "unpaid_recovers_late",
             "v1_unpaid_recovers_late"}  # from ``rules-v2`` on
 RULES_V3 = {"hard_decline", "action_required_recovers", "v2_hard_decline_retried"}
+RULES_V4 = {"upgrade_now", "v3_upgrade_at_period_end"}
 SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS | HELD,
                 "rules-v2": SCENARIOS | HELD | RULES_V2,
-                "rules-v3": SCENARIOS | HELD | RULES_V2 | RULES_V3}
+                "rules-v3": SCENARIOS | HELD | RULES_V2 | RULES_V3,
+                "rules-v4": SCENARIOS | HELD | RULES_V2 | RULES_V3 | RULES_V4}
 RUNNERS = {"unsandboxed": UnsandboxedWorkflowRunner(), "sandboxed": SandboxedWorkflowRunner()}
 
 
@@ -112,6 +117,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
     ("held", "Missing associated machine for LocalActivity"),
     ("rules-v2", "Missing associated machine for LocalActivity"),
     ("rules-v3", "Missing associated machine for LocalActivity"),
+    ("rules-v4", "Missing associated machine for LocalActivity"),
 ])
 async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
     replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=data_converter())
@@ -146,7 +152,7 @@ class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
         raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
 
 
-@pytest.mark.parametrize("generation", ["held", "rules-v2", "rules-v3"])
+@pytest.mark.parametrize("generation", ["held", "rules-v2", "rules-v3", "rules-v4"])
 @pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
 async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, generation: str):
     replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
@@ -204,4 +210,22 @@ async def test_applying_decline_aware_dunning_to_version_2_fails_replay(monkeypa
     must stay behind the version, and the version behind PATCH_RULES_V3."""
     failures = await _replay_on_one_rule(monkeypatch, True, "v2_hard_decline_retried",
                                          "decline_aware", "rules-v3")
+    assert failures and "Nondeterminism" in failures[0], failures
+
+
+async def test_reverting_prorated_upgrades_fails_replay(monkeypatch):
+    """Rule version 4 is in rules-v4/upgrade_now: on the old rule the upgrade waits for the
+    period end, so no proration charge is scheduled where the history has one."""
+    failures = await _replay_on_one_rule(monkeypatch, False, "upgrade_now",
+                                         "prorates_upgrades", "rules-v4")
+    assert failures and "Nondeterminism" in failures[0], failures
+
+
+async def test_applying_prorated_upgrades_to_version_3_fails_replay(monkeypatch):
+    """The other direction: version 4 applied to a version-3 subscription (rules-v4/
+    v3_upgrade_at_period_end, whose upgrade waited for the period end) charges a proration
+    where the history charged nothing: the rule must stay behind the version, and the version
+    behind PATCH_RULES_V4."""
+    failures = await _replay_on_one_rule(monkeypatch, True, "v3_upgrade_at_period_end",
+                                         "prorates_upgrades", "rules-v4")
     assert failures and "Nondeterminism" in failures[0], failures

@@ -1,6 +1,6 @@
 """Rule versions through the real worker: a new subscription starts on the current rules; one
 carried from code that knew no versions (version 1), or from code whose newest rules were
-version 2, keeps them until its next renewal hands the state on through continue-as-new,
+version 2 or 3, keeps them until its next renewal hands the state on through continue-as-new,
 where it moves to the current rules (a safe point), recorded behind the newest patch."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from domain.commands import PaymentOutcome
 from domain.lifecycle import NewSubscription
 from domain.model import Actor
 from workflows import client_ops, contract
-from workflows.subscription import PATCH_RULES_V3, SubscriptionWorkflow
+from workflows.subscription import PATCH_RULES_V4, SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 from tests.workflows.scenario import MONTHLY, Scenario
 
@@ -28,7 +28,7 @@ async def test_new_subscriptions_start_on_the_current_rules(env, settings, engin
     assert state.rules == lifecycle.CURRENT_RULES
 
 
-@pytest.mark.parametrize("rules", [1, 2])
+@pytest.mark.parametrize("rules", [1, 2, 3])
 async def test_an_older_subscription_moves_to_the_current_rules_at_its_renewal(
         env, settings, engine, payments, worker, rules):
     scenario = Scenario(env, settings, engine, payments)
@@ -60,7 +60,7 @@ async def test_an_older_subscription_moves_to_the_current_rules_at_its_renewal(
         handle.id, run_id=before_run_id(await handle.fetch_history())).fetch_history_events()]
     markers = [e.marker_recorded_event_attributes for e in first_run
                if e.HasField("marker_recorded_event_attributes")]
-    assert any(PATCH_RULES_V3.encode() in payload.data for m in markers
+    assert any(PATCH_RULES_V4.encode() in payload.data for m in markers
                for value in m.details.values() for payload in value.payloads)
 
 
