@@ -27,8 +27,9 @@ def message_id(dedupe_key: str, domain: str = "subscriptions.local") -> str:
     return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
 
 
-def build_email(message: OutboxMessage, settings: NotificationSettings,
-                now: datetime) -> EmailMessage:
+def build_email(message: OutboxMessage, settings: NotificationSettings, now: datetime,
+                attachments: tuple[tuple[str, bytes], ...] = ()) -> EmailMessage:
+    """``attachments``: (file name, PDF bytes), e.g. the invoice of a payment receipt."""
     email = EmailMessage()
     email["From"] = settings.from_address
     email["To"] = message.recipient
@@ -38,14 +39,18 @@ def build_email(message: OutboxMessage, settings: NotificationSettings,
     email["X-Subscription-Id"] = message.subscription_id
     email["X-Notification-Kind"] = message.kind
     email.set_content(message.payload["text"])
+    for filename, content in attachments:
+        email.add_attachment(content, maintype="application", subtype="pdf",
+                             filename=filename)
     return email
 
 
-def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime) -> None:
+def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime,
+               attachments: tuple[tuple[str, bytes], ...] = ()) -> None:
     """Blocking: the dispatcher runs it in a thread."""
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                       timeout=settings.smtp_timeout_seconds) as smtp:
-        smtp.send_message(build_email(message, settings, now))
+        smtp.send_message(build_email(message, settings, now, attachments))
 
 
 def webhook_body(message: OutboxMessage) -> bytes:

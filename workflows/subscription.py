@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         EffectBatch,
         EventEffect,
         GrantEffect,
+        InvoiceLine,
         PendingChargesRequest,
         PendingChargesResult,
         RefundRequest,
@@ -283,7 +284,8 @@ class SubscriptionWorkflow:
                     customer_id=s.customer_id, amount=command.amount,
                     currency=command.currency,
                     description=f"{s.plan.name} {command.period_key} (attempt {command.attempt})",
-                    purpose=command.purpose, period_key=command.period_key), ChargeResult)
+                    purpose=command.purpose, period_key=command.period_key,
+                    lines=_invoice_lines(s, command)), ChargeResult)
             except ActivityError as err:
                 # The core takes the charge back and keeps handling cancel, reactivate and
                 # postpone; an operator's Retry issues it again with the same key.
@@ -548,6 +550,19 @@ class ForeignResult(RuntimeError):
     """An activity answered for another command: a bug (a rule change feeding one period's
     result into another), never a business outcome. It fails the workflow task loudly, so the
     run stops before acting on it and resumes once the code is fixed."""
+
+
+def _invoice_lines(s: SubscriptionState, charge: Charge) -> list[InvoiceLine]:
+    """The invoice of a period's charge: the plan's price for the period, and the discount
+    (D14) when the period costs less. Only the activity's input: no command changes."""
+    period = {"plan": s.plan.id, "period_start": s.current_period_start,
+              "period_end": s.current_period_end}
+    lines = [InvoiceLine(kind="subscription", description=f"{s.plan.name} subscription",
+                         amount=s.plan.amount, **period)]
+    if charge.amount != s.plan.amount:
+        lines.append(InvoiceLine(kind="discount", description="Discount",
+                                 amount=charge.amount - s.plan.amount, **period))
+    return lines
 
 
 def _check_belongs(result: ChargeResult, charge: Charge) -> None:
