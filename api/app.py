@@ -26,6 +26,7 @@ from api.routes import (
     credits,
     customers,
     entitlements,
+    invoices,
     meta,
     organizations,
     subscription_payment,
@@ -109,6 +110,6 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            excluded_urls="/metrics",
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
-                   webhooks, webhook_endpoints, entitlements):
+                   webhooks, webhook_endpoints, entitlements, invoices):
         app.include_router(module.router)
     return app
