@@ -5,6 +5,9 @@ A charge of a subscription period is retried under a new idempotency key per att
 (``{subscription}:{period}:{attempt}``, dunning), but it is one business charge: its invoice
 is keyed by (subscription, period), so every retry pays the same invoice. Any other charge is
 its own business charge: its invoice is keyed by the charge's idempotency key.
+
+A new purpose (e.g. ``"proration": Kind("Proration", per_period=False, declined="open")``)
+needs only its entry here; one without an entry still gets its own invoice (``DEFAULT``).
 """
 
 from __future__ import annotations

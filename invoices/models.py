@@ -24,7 +24,7 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("key", name="uq_invoice_key"),
         UniqueConstraint("organization_id", "number", name="uq_invoice_organization_number"),
-        Index("ix_invoice_customer", "customer_id", "id"),
+        Index("ix_invoice_customer", "customer_id", "number"),
         Index("ix_invoice_subscription_status", "subscription_id", "status"),
         CheckConstraint("total >= 0", name="ck_invoice_total"),
         CheckConstraint("status IN ('open', 'paid', 'void', 'uncollectible')",

@@ -111,8 +111,10 @@ def by_key(engine: Engine, key: str) -> InvoiceRecord | None:
 def list_invoices(engine: Engine, organization_id: str | None, *, customer_id: str | None = None,
                   subscription_id: str | None = None, status: str | None = None,
                   limit: int = 100, starting_after: str | None = None) -> list[InvoiceRecord]:
-    """Newest first; ``starting_after`` is the last id
-    of the previous page. ``organization_id`` None: every organization (operators)."""
+    """Newest first: by number, which is the order invoices were created in within an
+    organization (callers filter by organization or by a customer, who has one).
+    ``starting_after`` is the last id of the previous page; ``organization_id`` None: every
+    organization (the CLI, by customer)."""
     query = select(Invoice)
     for column, value in ((Invoice.organization_id, organization_id),
                           (Invoice.customer_id, customer_id),
@@ -125,10 +127,9 @@ def list_invoices(engine: Engine, organization_id: str | None, *, customer_id: s
             after = session.get(Invoice, starting_after)
             if after is None:
                 return []
-            query = query.where(
-                (Invoice.created_at < after.created_at)
-                | ((Invoice.created_at == after.created_at) & (Invoice.id < after.id)))
-        rows = session.exec(query.order_by(Invoice.created_at.desc(), Invoice.id.desc())
+            query = query.where((Invoice.number < after.number)
+                                | ((Invoice.number == after.number) & (Invoice.id < after.id)))
+        rows = session.exec(query.order_by(Invoice.number.desc(), Invoice.id.desc())
                             .limit(limit)).all()
         return [record(r) for r in rows]
 

@@ -39,7 +39,8 @@ class InvoiceResource(BaseModel):
     currency: str
     total: int = Field(description="Minor units (cents).")
     amount_paid: int
-    amount_due: int = Field(description="What is still owed while open; 0 otherwise.")
+    amount_due: int = Field(description="What is still owed (open or uncollectible); 0 once "
+                            "paid or void.")
     lines: list[InvoiceLine]
     payment_intent: str | None = None
     created: datetime
@@ -54,7 +55,8 @@ class InvoiceResource(BaseModel):
                    organization=r.organization_id, customer=r.customer_id,
                    subscription=r.subscription_id or None, kind=r.kind, status=r.status,
                    currency=r.currency, total=r.total, amount_paid=r.amount_paid,
-                   amount_due=r.total - r.amount_paid if r.status == "open" else 0,
+                   amount_due=(r.total - r.amount_paid
+                               if r.status in ("open", "uncollectible") else 0),
                    lines=r.lines, payment_intent=r.payment_intent_id, created=r.created_at,
                    paid_at=r.paid_at, closed_at=r.closed_at, pdf=f"/v1/invoices/{r.id}/pdf")
 

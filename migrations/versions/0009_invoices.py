@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('open', 'paid', 'void', 'uncollectible')",
                            name="ck_invoice_status"),
     )
-    op.create_index("ix_invoice_customer", "invoice", ["customer_id", "id"])
+    op.create_index("ix_invoice_customer", "invoice", ["customer_id", "number"])
     op.create_index("ix_invoice_subscription_status", "invoice", ["subscription_id", "status"])
 
 
