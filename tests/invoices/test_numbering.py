@@ -32,9 +32,10 @@ def numbers(engine, organization: str) -> list[int]:
 def test_fifty_concurrent_charges_number_their_invoices_without_gaps(db_url, service,
                                                                      new_customer,
                                                                      organization):
-    """50 charges of one organization at once (plus each one's retry, and a second
-    organization charging meanwhile), every thread calling the real PaymentService.charge:
-    the organization's numbers are exactly 1..50, one per charge."""
+    """50 charges of one organization at once (plus each one's retry, a second organization
+    charging meanwhile, and 10 transactions that take a number and then roll back), every
+    charge through the real PaymentService.charge: the organization's numbers are exactly
+    1..50, one per charge."""
     engine = get_engine(db_url)
     customers = [new_customer() for _ in range(5)]
     second, _ = keys.create_organization_with_owner(engine, "Other")
@@ -44,6 +45,8 @@ def test_fifty_concurrent_charges_number_their_invoices_without_gaps(db_url, ser
     def charge(i: int):
         if i < 25:
             start.wait(timeout=30)  # the first 25 begin at the same instant
+        if i % 5 == 0:
+            _numbered_then_rolled_back(engine, customers[0], f"aborted:{i}")
         request = topup(customers[i % 5], f"topup:{i}")
         first = service.charge(request)
         assert service.charge(request) == first  # a retry: the same charge, the same invoice
@@ -62,15 +65,25 @@ def test_fifty_concurrent_charges_number_their_invoices_without_gaps(db_url, ser
     assert {i.status for i in paid} == {"paid"}
 
 
+class Abort(Exception):
+    pass
+
+
+def _numbered_then_rolled_back(engine, customer: str, key: str) -> None:
+    """A transaction that gets its invoice numbered, then fails before committing."""
+    with pytest.raises(Abort), session_scope(engine) as session:
+        invoices.open_for_charge(
+            session, purpose="topup", charge_key=key, subscription_id="", customer_id=customer,
+            period_key="never", amount=500, currency="usd", description="credits", lines=[])
+        raise Abort
+
+
 def test_a_rolled_back_transaction_leaves_no_gap(db_url, service, new_customer, organization):
     """The number is taken in the charge's transaction: when it rolls back, so does the
     counter, and the next invoice takes the same number."""
     engine = get_engine(db_url)
     customer = new_customer()
     service.charge(topup(customer, "t1"))
-
-    class Abort(Exception):
-        pass
 
     with pytest.raises(Abort), session_scope(engine) as session:
         made = invoices.open_for_charge(
