@@ -16,13 +16,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from domain.model import Event
+from invoices.types import InvoiceLine
 from ledger.types import CreditGrant, CreditPeriodChange
 from payments.types import (ChargeRequest, ChargeResult, CreditPurchase, PendingChargesRequest,
                             PendingChargesResult, ReconcileRequest, RefundRequest, RefundResult)
 
 __all__ = ["ChargeRequest", "ChargeResult", "CreditChangeEffect", "CreditGrant",
            "CreditPeriodChange", "CreditPurchase", "Effect", "EffectBatch", "EventEffect",
-           "GrantEffect", "PendingChargesRequest", "PendingChargesResult", "ReconcileRequest",
+           "GrantEffect", "InvoiceLine", "PendingChargesRequest", "PendingChargesResult", "ReconcileRequest",
            "RefundRequest", "RefundResult"]
 
 

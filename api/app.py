@@ -29,6 +29,7 @@ from api.routes import (
     customers,
     entitlements,
     events,
+    invoices,
     meta,
     organizations,
     portal_sessions,
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                                            exclude_spans=["receive", "send"])
     for module in (customers, subscriptions, subscription_payment, credits, organizations, meta,
                    webhooks, webhook_endpoints, entitlements, events, webhook_deliveries,
-                   portal_sessions, codec):
+                   invoices, portal_sessions, codec):
         access.document(module.router)
         app.include_router(module.router)
     access.document(app.router)

@@ -28,9 +28,9 @@ from store.engine import get_engine
 from workflows import client_ops, contract
 from workflows.connection import connect, payload_codec
 
-app = typer.Typer(help="Operate subscriptions: list, show, events, credits, cancel, reactivate, "
-                  "postpone, pause, resume, change-plan; reconcile payments; dead webhook "
-                  "deliveries; `demo` seeds the local stack.",
+app = typer.Typer(help="Operate subscriptions: list, show, events, credits, invoices, cancel, "
+                  "reactivate, postpone, pause, resume, change-plan; reconcile payments; dead "
+                  "webhook deliveries; `demo` seeds the local stack.",
                   no_args_is_help=True)
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -375,6 +375,39 @@ def customer_query(customer_id: str) -> None:
         return
     values = ", ".join(f'"{value}"' for value in codec.index_all(customer_id))
     typer.echo(f"CustomerId IN ({values})")
+
+
+@app.command()
+def invoices(
+    customer_id: str,
+    status: Annotated[str | None, typer.Option(
+        help="open, paid, void or uncollectible")] = None,
+    limit: int = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's invoice objects")] = False,
+) -> None:
+    """A customer's invoices, newest first: number, status, kind, total, paid, period."""
+    from accounts.customers import get_customer
+    from invoices import store as invoice_store
+    from invoices.pdf import money
+    from payments import store as payment_records
+
+    if status is not None and status not in ("open", "paid", "void", "uncollectible"):
+        _fail(f"invalid status {status!r}: use open, paid, void or uncollectible", 2)
+    engine = get_engine(get_settings().database_url)
+    if (get_customer(engine, customer_id) is None
+            and payment_records.get_customer(engine, customer_id) is None):
+        _fail(f"no customer {customer_id}", 1)
+    rows = invoice_store.list_invoices(engine, None, customer_id=customer_id, status=status,
+                                       limit=limit)
+    if as_json:
+        _print([r.model_dump(mode="json") for r in rows])
+        return
+    for r in rows:
+        start = next((line.period_start for line in r.lines if line.period_start), None)
+        period = start.isoformat() if start else "-"
+        typer.echo(f"{r.display_number} {r.status:13} {r.kind:14} "
+                   f"{money(r.total, r.currency):>14} paid {money(r.amount_paid, r.currency):>14}"
+                   f" {r.subscription_id or '-':24} {period} {r.id}")
 
 
 @app.command()

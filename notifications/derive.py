@@ -7,6 +7,7 @@ the organization's webhook endpoints, so the rules are unit-tested without a dat
 - an immediate cancellation by a request: a confirmation that access ended;
 - a scheduled cancellation taking effect: an "ended" email;
 - an automatic cancellation (dunning exhausted, D9): an auto-cancel email;
+- a paid invoice: a payment confirmation, the invoice's PDF attached when sent;
 - a failed payment: a payment-failed email ("we will retry it"); under rule version 3 a hard
   decline instead asks for a new payment method by the date the wait ends, and a payment
   needing authentication (``invoice.payment_action_required``) tells the customer what to do,
@@ -26,6 +27,8 @@ UPDATED = "customer.subscription.updated"
 DELETED = "customer.subscription.deleted"
 PAYMENT_FAILED = "invoice.payment_failed"
 ACTION_REQUIRED = "invoice.payment_action_required"
+PAID = "invoice.paid"
+RECEIPT = "payment_receipt"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def email_kinds(event: Event) -> list[tuple[str, datetime]]:
         if reason in (None, "cancellation_requested"):
             return [("subscription_ended", ended)]
         return [("auto_cancel", ended)]
+    if event.type == PAID:
+        return [(RECEIPT, event.created)]
     if event.type in (PAYMENT_FAILED, ACTION_REQUIRED):
         required = data.get("payment_required")
         if required is None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from config.settings import NotificationSettings
 from eventlog import store as eventlog
+from invoices.receipts import invoice_pdf
 from notifications import outbox, senders, targets
 from notifications.endpoints import get_endpoint
 from notifications.models import OutboxMessage
@@ -78,7 +79,9 @@ class Dispatcher:
                 await asyncio.to_thread(outbox.mark_skipped, self.engine, message, stale)
                 return
             if message.channel == "email":
-                await asyncio.to_thread(senders.send_email, message, self.settings, now)
+                attachments = await asyncio.to_thread(self._attachments, message)
+                await asyncio.to_thread(senders.send_email, message, self.settings, now,
+                                        attachments)
             else:
                 endpoint = await asyncio.to_thread(get_endpoint, self.engine, message.recipient)
                 if endpoint is None:
@@ -111,6 +114,12 @@ class Dispatcher:
             return
         if not await asyncio.to_thread(outbox.mark_sent, self.engine, message, now):
             log.warning("%s was sent after its lease ran out", message.dedupe_key)
+
+    def _attachments(self, message: OutboxMessage) -> tuple[tuple[str, bytes], ...]:
+        """A receipt carries its invoice's PDF, rendered now from the invoice."""
+        invoice_id = message.payload.get("invoice_id")
+        found = invoice_pdf(self.engine, invoice_id) if invoice_id else None
+        return (found,) if found else ()
 
     def _stale(self, message: OutboxMessage) -> str | None:
         """Why an ending notice no longer applies, or None to send it."""

@@ -43,6 +43,11 @@ def render(kind: str, event: Event, about: datetime,
         subject = "Your subscription was cancelled after failed payments"
         body = (f"We could not collect the payment for {sub} ({plan}), so it was cancelled on "
                 f"{_date(about)}. Subscribe again at any time.")
+    elif kind == "payment_receipt":
+        subject = "Your payment was received"
+        body = (f"Thank you: we received the payment for your subscription {sub} ({plan}) "
+                f"for the period from {data.get('current_period_start')} to "
+                f"{data.get('current_period_end')}.")
     elif kind == "payment_failed":
         attempt = event.previous_attributes.get("attempt")
         subject = "Your payment failed"

@@ -18,8 +18,13 @@ from sqlmodel import Session, select
 from accounts.models import Customer
 from config.settings import get_settings
 from domain.model import Event
+from domain.periods import period_key
 from eventlog import store as eventlog
-from notifications.derive import derive
+from invoices import store as invoice_store
+from invoices.kinds import period_invoice_key
+from invoices.numbering import display
+from invoices.pdf import money
+from notifications.derive import RECEIPT, derive
 from notifications.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from store.engine import session_scope
 
@@ -43,12 +48,33 @@ def enqueue(session: Session, event: Event, ending_notice: timedelta | None = No
     messages = derive(event, email=customer.email if customer else None,
                       endpoint_ids=endpoint_ids, ending_notice=notice,
                       payment_link=configured.payment_link)
+    queued = 0
     for m in messages:
+        payload = _with_invoice(session, event, m.payload) if m.kind == RECEIPT else m.payload
+        if payload is None:
+            continue
         session.add(OutboxMessage(dedupe_key=m.dedupe_key(event.id), event_id=event.id,
                                   kind=m.kind, channel=m.channel, recipient=m.recipient,
-                                  subscription_id=data["id"], payload=m.payload,
+                                  subscription_id=data["id"], payload=payload,
                                   next_attempt_at=m.due))
-    return len(messages)
+        queued += 1
+    return queued
+
+
+def _with_invoice(session: Session, event: Event, payload: dict) -> dict | None:
+    """The receipt names the period's invoice; the dispatcher attaches its PDF when sending
+    (rendered then, so the row stays small). None, and no receipt, when the period has no
+    invoice (paid before invoices existed): there is nothing to confirm it with."""
+    start = datetime.fromisoformat(event.data["current_period_start"])
+    invoice = invoice_store.find_by_key(
+        session, period_invoice_key(event.data["id"], period_key(start)))
+    if invoice is None:
+        return None
+    number = display(invoice.number)
+    return {**payload, "invoice_id": invoice.id, "invoice_number": number,
+            "text": f"{payload['text']} Invoice {number}: "
+                    f"{money(invoice.amount_paid, invoice.currency)} paid. "
+                    "The receipt is attached."}
 
 
 def claim(engine: Engine, now: datetime, *, limit: int, lease: timedelta) -> list[OutboxMessage]:

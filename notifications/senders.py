@@ -28,8 +28,9 @@ def message_id(dedupe_key: str, domain: str = "subscriptions.local") -> str:
     return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
 
 
-def build_email(message: OutboxMessage, settings: NotificationSettings,
-                now: datetime) -> EmailMessage:
+def build_email(message: OutboxMessage, settings: NotificationSettings, now: datetime,
+                attachments: tuple[tuple[str, bytes], ...] = ()) -> EmailMessage:
+    """``attachments``: (file name, PDF bytes), e.g. the invoice of a payment receipt."""
     email = EmailMessage()
     email["From"] = settings.from_address
     email["To"] = message.recipient
@@ -39,6 +40,9 @@ def build_email(message: OutboxMessage, settings: NotificationSettings,
     email["X-Subscription-Id"] = message.subscription_id
     email["X-Notification-Kind"] = message.kind
     email.set_content(message.payload["text"])
+    for filename, content in attachments:
+        email.add_attachment(content, maintype="application", subtype="pdf",
+                             filename=filename)
     return email
 
 
@@ -95,10 +99,11 @@ def _open_smtp(settings: NotificationSettings) -> smtplib.SMTP:
     return smtp
 
 
-def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime) -> None:
+def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime,
+               attachments: tuple[tuple[str, bytes], ...] = ()) -> None:
     """Blocking: the dispatcher runs it in a thread."""
     with _open_smtp(settings) as smtp:
-        smtp.send_message(build_email(message, settings, now))
+        smtp.send_message(build_email(message, settings, now, attachments))
 
 
 def webhook_body(message: OutboxMessage) -> bytes:

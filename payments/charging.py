@@ -3,8 +3,10 @@
 Why charging is exactly-once although localstripe ignores Idempotency-Key (real Stripe keeps
 keys 24 h, so there it is a second line of defence, not the first):
 
-1. The ``charge_attempt`` row is found or inserted by its unique idempotency key. A row with an
-   outcome (succeeded/declined) is answered from the database; Stripe is not called.
+1. The ``charge_attempt`` row is found or inserted by its unique idempotency key, with its
+   invoice (found by the business charge's key, or numbered: invoices.numbering) in the same
+   transaction. A row with an outcome (succeeded/declined) is answered from the database;
+   Stripe is not called. Settling an attempt moves its invoice in the same transaction.
 2. Money only moves on *confirm*. We first create an UNCONFIRMED PaymentIntent and store its id
    on the row (compare-and-set: only if none is stored yet). A racing caller that loses the
    compare-and-set cancels its own intent and continues with the stored one.
@@ -25,6 +27,7 @@ import logging
 
 from sqlalchemy.engine import Engine
 
+from invoices import store as invoices
 from payments import store
 from payments.errors import (NonRetryableGatewayError, PaymentError, PaymentRequestError,
                              RetryableGatewayError, payment_method_unusable)
@@ -56,7 +59,12 @@ class Charging:
             self.engine, ChargeAttempt, request.idempotency_key,
             lambda: _new_attempt(request),
             lambda row: (row.amount, row.currency, row.customer_id, row.subscription_id)
-            == (request.amount, request.currency, request.customer_id, request.subscription_id))
+            == (request.amount, request.currency, request.customer_id, request.subscription_id),
+            also=lambda session, row: invoices.open_for_charge(
+                session, purpose=row.purpose, charge_key=row.idempotency_key,
+                subscription_id=row.subscription_id, customer_id=row.customer_id,
+                period_key=row.period_key, amount=row.amount, currency=row.currency,
+                description=request.description, lines=request.lines))
         if attempt.status != "pending":
             return _result(attempt)
         if attempt.amount == 0:

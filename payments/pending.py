@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from invoices.types import InvoiceLine
 from payments import store
 from payments.errors import PaymentRequestError
 from payments.models import PendingCharge
@@ -59,7 +60,9 @@ class PendingCharges:
             subscription_id=request.subscription_id, customer_id=request.customer_id,
             amount=total, currency=request.currency,
             description=f"Final invoice: {len(items)} pending item(s)",
-            purpose="final_invoice", period_key=request.period_key))
+            purpose="final_invoice", period_key=request.period_key,
+            lines=[InvoiceLine(kind="pending_item", description=i.description or i.kind,
+                               amount=i.amount) for i in items]))
         return PendingChargesResult(amount=total, items=len(items), charge=result)
 
     def discard_pending_charges(self, request: PendingChargesRequest) -> PendingChargesResult:

@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, select
+from sqlmodel import Session, SQLModel, select
 
+from invoices import store as invoices
 from payments.errors import IdempotencyConflict
 from payments.models import ChargeAttempt, PendingCharge, Refund, StripeCustomer
 from store.engine import session_scope
@@ -25,14 +26,20 @@ from store.types import utcnow
 
 
 def find_or_insert(engine: Engine, model: type[SQLModel], key: str,
-                   make: Callable[[], SQLModel], same: Callable[[SQLModel], bool]):
-    """The row with this idempotency key, inserted by ``make`` if missing. The unique
-    constraint arbitrates concurrent inserts; a row built from a different request raises."""
+                   make: Callable[[], SQLModel], same: Callable[[SQLModel], bool],
+                   also: Callable[[Session, SQLModel], object] | None = None):
+    """The row with this idempotency key, inserted by ``make`` if missing (and ``also``
+    written in the same transaction: a charge's invoice). The unique constraint arbitrates
+    concurrent inserts; a row built from a different request raises."""
     row = by_key(engine, model, key)
     if row is None:
         try:
             with session_scope(engine) as session:
-                session.add(make())
+                new = make()
+                session.add(new)
+                if also is not None:
+                    session.flush()  # the INSERT first: on SQLite it takes the write lock
+                    also(session, new)
         except IntegrityError:
             row = by_key(engine, model, key)  # a concurrent caller inserted it first...
             if row is None:
@@ -76,13 +83,23 @@ def store_intent(engine: Engine, attempt_id: int, payment_intent_id: str,
 
 def settle_charge(engine: Engine, attempt_id: int, status: str, decline_code: str | None,
                   message: str | None, *, only_without_intent: bool = False) -> ChargeAttempt:
-    """Move a pending attempt to its outcome (first writer wins); the row after."""
+    """Move a pending attempt to its outcome (first writer wins), and its invoice with it in
+    the same transaction; the row after."""
     where = [ChargeAttempt.status == "pending"]
     if only_without_intent:
         where.append(ChargeAttempt.payment_intent_id.is_(None))
-    compare_and_set(engine, ChargeAttempt, attempt_id, where, status=status,
-                    decline_code=decline_code, message=message, updated_at=utcnow())
-    return by_id(engine, ChargeAttempt, attempt_id)
+    with session_scope(engine) as session:
+        changed = session.exec(update(ChargeAttempt).where(
+            ChargeAttempt.id == attempt_id, *where).values(
+            status=status, decline_code=decline_code, message=message,
+            updated_at=utcnow())).rowcount == 1
+        row = session.get(ChargeAttempt, attempt_id)
+        if changed:
+            invoices.charge_settled(
+                session, purpose=row.purpose, charge_key=row.idempotency_key,
+                subscription_id=row.subscription_id, period_key=row.period_key,
+                status=row.status, amount=row.amount, payment_intent_id=row.payment_intent_id)
+        return row
 
 
 def mark_closed(engine: Engine, attempt_id: int) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from domain import purchases
+from invoices.types import InvoiceLine
 
 
 class ChargeRequest(BaseModel):
@@ -26,6 +27,9 @@ class ChargeRequest(BaseModel):
     purpose: Literal["renewal", "first_period", "proration", "final_invoice", "topup",
                      "auto_recharge"]
     period_key: str  # the billing period this charge pays for, e.g. the period start ISO string
+    # The invoice's lines (period, plan, discount, pending items); empty: one line with the
+    # description and amount. Read when the first attempt creates the invoice.
+    lines: list[InvoiceLine] = []
 
 
 class ChargeResult(BaseModel):

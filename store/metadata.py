@@ -8,7 +8,7 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 MODEL_MODULES = ("ledger.models", "payments.models", "eventlog.models", "accounts.models",
-                 "notifications.models", "webhooks.models")
+                 "notifications.models", "webhooks.models", "invoices.models")
 
 
 def all_metadata() -> MetaData:

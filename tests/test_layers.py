@@ -18,7 +18,8 @@ LAYERS: list[set[str]] = [
     {"domain"},  # pure rules: imports nothing of ours
     {"config"},  # settings and the plan catalog, validated by domain rules
     {"store"},  # engine, column types and the migration runner read the settings
-    {"accounts", "ledger", "payments", "eventlog", "notifications", "webhooks"},  # services
+    {"accounts", "ledger", "payments", "eventlog", "notifications", "webhooks",
+     "invoices"},  # services
     {"activities"},
     {"workflows"},
     # Entry points; migrations too (alembic loads them, nothing imports them).
@@ -30,6 +31,9 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("payments", "ledger"): "reconciliation grants the credits a recovered purchase paid for",
     ("notifications", "eventlog"): "reads the read model; queues messages with each event",
     ("notifications", "accounts"): "a customer's email and the organization's ids",
+    ("payments", "invoices"): "a charge and its invoice are written in one transaction",
+    ("notifications", "invoices"): "a payment receipt names its invoice and attaches its PDF",
+    ("invoices", "accounts"): "invoices are numbered in the customer's organization",
     ("webhooks", "payments"): "Stripe customer events update the payment side's customers",
     ("bench", "workers"): "benchmarks start real workers",
     ("bench", "devstack"): "benchmarks run against the local stack",

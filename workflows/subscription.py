@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         EffectBatch,
         EventEffect,
         GrantEffect,
+        InvoiceLine,
         PendingChargesRequest,
         PendingChargesResult,
         RefundRequest,
@@ -301,7 +302,8 @@ class SubscriptionWorkflow:
                     idempotency_key=command.idempotency_key, subscription_id=s.id,
                     customer_id=s.customer_id, amount=command.amount,
                     currency=command.currency, description=description,
-                    purpose=command.purpose, period_key=command.period_key), ChargeResult)
+                    purpose=command.purpose, period_key=command.period_key,
+                    lines=_invoice_lines(s, command, description)), ChargeResult)
             except ActivityError as err:
                 # The core takes the charge back and keeps handling cancel, reactivate and
                 # postpone; an operator's Retry issues it again with the same key.
@@ -569,6 +571,25 @@ class ForeignResult(RuntimeError):
     """An activity answered for another command: a bug (a rule change feeding one period's
     result into another), never a business outcome. It fails the workflow task loudly, so the
     run stops before acting on it and resumes once the code is fixed."""
+
+
+def _invoice_lines(s: SubscriptionState, charge: Charge,
+                   description: str) -> list[InvoiceLine]:
+    """The invoice of a period's charge: the plan's price for the period, and the discount
+    (D14) when the period costs less; an upgrade's prorated charge is its one line. Only the
+    activity's input: no command changes."""
+    period = {"plan": s.plan.id, "period_start": s.current_period_start,
+              "period_end": s.current_period_end}
+    if charge.purpose == "proration":
+        target = s.upgrade.plan.id if s.upgrade is not None else s.plan.id
+        return [InvoiceLine(kind="proration", description=description, amount=charge.amount,
+                            **{**period, "plan": target})]
+    lines = [InvoiceLine(kind="subscription", description=f"{s.plan.name} subscription",
+                         amount=s.plan.amount, **period)]
+    if charge.amount != s.plan.amount:
+        lines.append(InvoiceLine(kind="discount", description="Discount",
+                                 amount=charge.amount - s.plan.amount, **period))
+    return lines
 
 
 def _check_belongs(result: ChargeResult, charge: Charge) -> None:

@@ -83,9 +83,11 @@ async def test_every_route_answers_every_role_and_other_organizations_as_documen
     endpoint = r.json()["id"]
     ids = {"customer_id": customer, "subscription_id": sub, "organization_id": org.id,
            "endpoint_id": endpoint, "slug": "validation-error",
-           "delivery_id": 999_999, "replay_id": "wrp_none"}  # none: the role is checked first
+           "delivery_id": 999_999, "replay_id": "wrp_none",  # none: the role is checked first
+           "invoice_id": "in_none"}
     bodies = _bodies(org, customer)
-    lists = {"/v1/subscriptions", "/v1/webhook_endpoints", "/v1/events"}  # GET: name the org
+    lists = {"/v1/subscriptions", "/v1/webhook_endpoints", "/v1/events",
+             "/v1/invoices"}  # GET: name the organization
     keys = {Role.OWNER: org.owner, Role.BILLING_ADMIN: org.billing_admin,
             Role.MEMBER: org.member, Role.OPERATOR: operator}
     others = {Role.OWNER: other_org.owner, Role.MEMBER: other_org.member}

@@ -62,6 +62,12 @@ async def test_preview_then_upgrade_charges_the_previewed_amount_now(api, env, o
     assert updated["type"] == "customer.subscription.updated"
     assert updated["data"]["previous_attributes"] == {"plan": "pro-monthly"}
     assert updated["request"]["kind"] == "api_key"
+    # The prorated charge is its own paid invoice with one proration line (docs/invoices.md).
+    r = await api.get("/v1/invoices", params={"subscription": sid}, headers=org.member)
+    newest = r.json()["data"][0]
+    assert (newest["status"], newest["total"]) == ("paid", quote["amount_due"]), newest
+    assert [(line["kind"], line["plan"], line["amount"]) for line in newest["lines"]] == [
+        ("proration", "team-monthly", quote["amount_due"])]
 
     # Now on the top plan: the same upgrade again is refused, nothing charged twice.
     r = await api.post(f"/v1/subscriptions/{sid}/change_plan", json={"plan": "team-monthly"},

@@ -81,7 +81,10 @@ async def test_cancel_request_mails_the_exact_date_and_signs_webhooks(
                                                   webhook_allow_private_targets=True))
     await dispatcher.run_once(await env.get_current_time())
 
-    (mail,) = mailbox.messages  # the ending notice waits until 3 days before the end
+    # The ending notice waits until 3 days before the end; the first payment's receipt went.
+    assert sorted(m["X-Notification-Kind"] for m in mailbox.messages) == [
+        "cancel_confirmation", "payment_receipt"]
+    (mail,) = mailbox.by_kind("cancel_confirmation")
     assert mail["To"] == "grace@example.com"
     assert mail["Subject"] == f"Your subscription ends on {ends:%B %-d, %Y}"
     assert f"until {ends:%B %-d, %Y at %H:%M:%S} UTC" in mailbox.text(mail)
@@ -121,7 +124,7 @@ async def test_dunning_mails_each_failed_payment_then_the_automatic_cancel(
                                                   webhook_allow_private_targets=True)).run_once(
         await env.get_current_time())
     kinds = sorted(m["X-Notification-Kind"] for m in mailbox.messages)
-    assert kinds == ["auto_cancel"] + ["payment_failed"] * 4
+    assert kinds == ["auto_cancel"] + ["payment_failed"] * 4 + ["payment_receipt"]
     assert {m["To"] for m in mailbox.messages} == {"lin@example.com"}
     (auto,) = mailbox.by_kind("auto_cancel")
     assert "could not collect the payment" in mailbox.text(auto)

@@ -35,10 +35,15 @@ def test_every_event_goes_to_every_endpoint_once():
         assert len({m.dedupe_key(event.id) for m in hooks}) == 2
 
 
-def test_renewals_send_no_email():
+def test_renewals_send_only_the_payment_receipt():
+    """Each paid period (the first and two renewals) is confirmed by one receipt email; the
+    period changes themselves send nothing."""
     d = Driver.create(at(2026, 1, 10))
     d.advance(at(2026, 3, 10))
-    assert all(emails(e) == [] for e in events(d))
+    sent = [(e.type, [m.kind for m in emails(e)]) for e in events(d)]
+    assert [kinds for type_, kinds in sent if type_ == "invoice.paid"] == [
+        ["payment_receipt"]] * 3
+    assert all(kinds == [] for type_, kinds in sent if type_ != "invoice.paid")
 
 
 def test_scheduled_cancel_confirms_the_exact_end_date_and_times_the_ending_notice():

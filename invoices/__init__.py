@@ -1,0 +1,1 @@
+"""Invoices: one numbered record per business charge (invoices.numbering, invoices.kinds)."""
