@@ -34,8 +34,17 @@ from payments.service import PaymentService
 from store.engine import get_engine
 from subscription_testing.kit import stripe_charges
 from tests.fakes_stripe import CARD_OK, stripe_settings
+from tests.support import processes
 from tests.support.temporal import dev_server_env
 from workflows import client_ops
+
+
+def server_settings(address: str, database_url: str, stripe_url: str, queue: str) -> Settings:
+    """Settings for processes that talk to the Temporal server at ``address``, on a task
+    queue of their own (``queue`` and a random suffix: runs never share one)."""
+    return Settings(database_url=database_url, stripe=stripe_settings(stripe_url),
+                    temporal=TemporalSettings(address=address,
+                                              task_queue=f"{queue}-{uuid.uuid4().hex[:8]}"))
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -87,13 +96,7 @@ class WorkerProcess:
         return code
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        processes.stop(self.proc)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -126,10 +129,8 @@ class Takeover:
 @asynccontextmanager
 async def takeover(stripe_url: str, database_url: str) -> AsyncIterator[Takeover]:
     env = await dev_server_env()
-    settings = Settings(
-        database_url=database_url, stripe=stripe_settings(stripe_url),
-        temporal=TemporalSettings(address=env.client.service_client.config.target_host,
-                                  task_queue=f"killed-{uuid.uuid4().hex[:8]}"))
+    settings = server_settings(env.client.service_client.config.target_host, database_url,
+                               stripe_url, "killed")
     customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
     new_customer(settings, customer, CARD_OK)
     first = WorkerProcess(worker_env(settings)).start()
