@@ -10,6 +10,7 @@ changed. They show on the Web UI's Schedules page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow,
@@ -28,23 +29,26 @@ PRUNE_SCHEDULE_ID = "prune-events"
 
 
 def reconcile_schedule(settings: Settings) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ReconcilePaymentsWorkflow.run, ReconcileRequest(), id=RECONCILE_SCHEDULE_ID,
-            task_queue=settings.temporal.task_queue),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile.interval)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note="payments reconciliation: payments/reconcile.py"))
+    return _every(settings.reconcile.interval, ReconcilePaymentsWorkflow.run, ReconcileRequest(),
+                  RECONCILE_SCHEDULE_ID, settings,
+                  note="payments reconciliation: payments/reconcile.py")
 
 
 def prune_schedule(settings: Settings) -> Schedule:
+    return _every(settings.events.prune_interval, PruneEventsWorkflow.run, PruneRequest(),
+                  PRUNE_SCHEDULE_ID, settings, note="event retention: eventlog/retention.py")
+
+
+def _every(interval: timedelta, run: Callable, request: object, schedule_id: str,
+           settings: Settings, note: str) -> Schedule:
+    """A job's workflow started every ``interval`` on the worker's task queue (its id is the
+    schedule's); a run still going when the next is due makes the schedule skip that one."""
     return Schedule(
-        action=ScheduleActionStartWorkflow(
-            PruneEventsWorkflow.run, PruneRequest(), id=PRUNE_SCHEDULE_ID,
-            task_queue=settings.temporal.task_queue),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.events.prune_interval)]),
+        action=ScheduleActionStartWorkflow(run, request, id=schedule_id,
+                                           task_queue=settings.temporal.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note="event retention: eventlog/retention.py"))
+        state=ScheduleState(note=note))
 
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:

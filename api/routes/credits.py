@@ -8,15 +8,14 @@ them and read their results.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from activities.types import CreditPurchase
 from api import billing, wallet
 from api.deps import (BillingManagerDep, CatalogDep, EngineDep, LedgerDep, NowDep, PaymentsDep,
                       ReaderDep, SettingsDep, TemporalDep)
+from api.params import CustomerId
 from api.problems import ApiProblem, invalid, problem_responses
 from api.schemas.credits import CreditBalances, CreditEntryResource, TopupBody, UsageBody
 from api.scope import visible_customer
@@ -25,8 +24,6 @@ from ledger.errors import InsufficientCredits
 from ledger.results import EntryResult
 
 router = APIRouter(prefix="/v1/customers/{customer_id}/credits", tags=["credits"])
-
-CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
 
 
 def _entry(ledger, result: EntryResult, now, payment_intent: str | None = None

@@ -6,9 +6,7 @@ unpaid) so they retry the failed payment at once (D9).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from accounts.customers import create_customer, new_customer_id
@@ -17,6 +15,7 @@ from api import billing
 from api.deps import (BillingManagerDep, DeadlineDep, EngineDep, PaymentsDep, ReaderDep,
                       SettingsDep, TemporalDep)
 from api.dunning import retry_dunning
+from api.params import CustomerId
 from api.problems import invalid, problem_responses
 from api.schemas.accounts import (
     CreateCustomer,
@@ -27,8 +26,6 @@ from api.schemas.accounts import (
 from api.scope import organization_for, visible_customer
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
-
-CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
 
 
 def _resource(customer: Customer, payment_method: str | None) -> CustomerResource:

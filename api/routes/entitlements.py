@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (CatalogDep, DeadlineDep, EngineDep, NowDep, ReaderDep, SettingsDep,
                       TemporalDep)
+from api.params import CustomerId
 from api.problems import problem_responses
 from api.scope import live_state, visible_customer
 from domain.entitlements import entitlements
@@ -22,7 +23,6 @@ from eventlog import store as eventlog
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-CustomerId = Annotated[str, Path(max_length=64, examples=["cus_8sKd92LmQpXz0aBc"])]
 FREE_PLAN = "free"
 
 

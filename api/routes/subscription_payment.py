@@ -8,9 +8,7 @@ has an outcome, so a caller sees ``active`` again when the new card paid.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +16,7 @@ from api import billing
 from api.deps import (BillingManagerDep, DeadlineDep, EngineDep, NowDep, PaymentsDep,
                       SettingsDep, TemporalDep)
 from api.dunning import retry_dunning
+from api.params import SubscriptionId
 from api.problems import ApiProblem, invalid, problem_responses
 from api.schemas.accounts import UpdatePaymentMethod
 from api.schemas.subscriptions import SubscriptionResource
@@ -25,8 +24,6 @@ from api.scope import visible_customer, visible_state
 from workflows import client_ops
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
-
-SubscriptionId = Annotated[str, Path(max_length=64, examples=["sub_4fT9kQ2mZx8LpR1a"])]
 
 
 class SubscriptionPaymentMethodResult(BaseModel):

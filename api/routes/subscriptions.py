@@ -14,7 +14,7 @@ import hashlib
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,6 +35,7 @@ from api.deps import (
     TemporalDep,
 )
 from api.outages import temporal_timeout
+from api.params import IdempotencyKey, SubscriptionId
 from api.preview import CancellationPreview, build_preview
 from api.problems import ApiProblem, invalid, not_found, problem_responses
 from api.schemas.subscriptions import (
@@ -70,11 +71,6 @@ from workflows.client_ops import DeadlineExceeded
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
-SubscriptionId = Annotated[str, Path(max_length=64, examples=["sub_4fT9kQ2mZx8LpR1a"])]
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=200,
-    description="Retrying with the same key answers with the first outcome; nothing happens "
-    "twice.")]
 
 def _idempotent_subscription_id(principal: Principal, key: str) -> str:
     """The same key from the same caller names the same subscription, so a retried create

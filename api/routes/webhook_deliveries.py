@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BillingManagerDep, EngineDep, NowDep
+from api.params import EndpointId, IdempotencyKey
 from api.problems import ApiProblem, invalid, not_found, problem_responses
 from api.schemas.deliveries import (
     DeliveryList,
@@ -25,11 +26,6 @@ from api.scope import visible_endpoint
 from notifications import deliveries, replays
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhook endpoints"])
-
-EndpointId = Annotated[str, Path(max_length=64, examples=["we_Q1w2E3r4T5y6U7i8"])]
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=200,
-    description="The same key answers with the first replay; its events are not sent again.")]
 
 
 @router.post("/{endpoint_id}/replay", status_code=202, response_model=ReplayResource,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BillingManagerDep, EngineDep, SettingsDep
+from api.params import EndpointId
 from api.problems import invalid, problem_responses
 from api.scope import organization_for, visible_endpoint
 from notifications.endpoints import (
@@ -22,8 +23,6 @@ from notifications.models import WebhookEndpoint
 from notifications.targets import TargetRefused, check_url
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhook endpoints"])
-
-EndpointId = Annotated[str, Path(max_length=64, examples=["we_Q1w2E3r4T5y6U7i8"])]
 
 
 class CreateWebhookEndpoint(BaseModel):

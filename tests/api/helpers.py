@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from tests.fakes_stripe import CARD_OK
+from tests.fakes_stripe import CARD_DECLINED, CARD_OK
 
 
 @dataclass
@@ -72,6 +72,23 @@ async def create_subscription(api: httpx.AsyncClient, org: Org, customer: str,
                        headers=org.owner)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+async def declining_subscription(api: httpx.AsyncClient, org: Org
+                                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(customer, subscription): the first period paid, then the customer's card replaced by
+    one that declines, so the renewal goes past_due."""
+    customer = await create_customer(api, org)
+    sub = await create_subscription(api, org, customer["id"])
+    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
+                       json={"card_number": CARD_DECLINED}, headers=org.owner)
+    assert r.status_code == 200, r.text
+    return customer, sub
+
+
+async def sleep_past_period_end(env: Any, sub: dict[str, Any], by: timedelta) -> None:
+    """Skip the time-skipping server's clock to ``by`` after the subscription's period end."""
+    await env.sleep(dt(sub["current_period_end"]) - await env.get_current_time() + by)
 
 
 async def get_subscription(api: httpx.AsyncClient, org: Org, sub_id: str) -> dict[str, Any]:

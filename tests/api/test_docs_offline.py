@@ -12,7 +12,8 @@ import pytest
 
 from api.app import create_app
 from config.settings import Settings
-from tests.support.browser import SCREENSHOTS, browser, offline_page, served  # noqa: F401
+from tests.support.browser import SCREENSHOTS, browser, offline_page  # noqa: F401
+from tests.support.serving import served
 
 if TYPE_CHECKING:
     from playwright.async_api import Page

@@ -12,9 +12,9 @@ import pytest
 from pypdf import PdfReader
 
 from payments.gateway import StripeGateway
-from tests.api.helpers import (assert_problem, create_customer, create_subscription, dt,
-                               get_subscription, settle)
-from tests.fakes_stripe import CARD_DECLINED
+from tests.api.helpers import (assert_problem, create_customer, create_subscription,
+                               declining_subscription, get_subscription, settle,
+                               sleep_past_period_end)
 
 pytestmark = pytest.mark.temporal
 
@@ -30,8 +30,7 @@ async def _renewed(api, env, org, sub_id: str, periods: int) -> dict:
     for _ in range(periods):
         sub = await get_subscription(api, org, sub_id)
         index = sub["current_period_start"]
-        await env.sleep(dt(sub["current_period_end"]) - await env.get_current_time()
-                        + timedelta(seconds=1))
+        await sleep_past_period_end(env, sub, timedelta(seconds=1))
 
         async def moved(start=index):
             current = await get_subscription(api, org, sub_id)
@@ -106,13 +105,8 @@ async def test_invoice_totals_equal_the_succeeded_payment_intents(api, env, org,
 async def test_immediate_cancellation_voids_the_open_invoice(api, env, org):
     """D6: a renewal declined (past_due, its invoice open) then cancelled immediately: the
     invoice is void, the first period's stays paid."""
-    customer = await create_customer(api, org)
-    sub = await create_subscription(api, org, customer["id"])
-    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
-                       json={"card_number": CARD_DECLINED}, headers=org.owner)
-    assert r.status_code == 200, r.text
-    await env.sleep(dt(sub["current_period_end"]) - await env.get_current_time()
-                    + timedelta(seconds=1))
+    _, sub = await declining_subscription(api, org)
+    await sleep_past_period_end(env, sub, timedelta(seconds=1))
 
     async def past_due():
         current = await get_subscription(api, org, sub["id"])

@@ -29,7 +29,8 @@ from domain.model import Actor
 from payments.models import ChargeAttempt
 from store.engine import get_engine
 from store.types import utcnow
-from tests.api.helpers import assert_problem, create_customer, create_subscription, dt, settle
+from tests.api.helpers import (assert_problem, create_customer, declining_subscription, dt,
+                               settle, sleep_past_period_end)
 from tests.fakes_stripe import CARD_DECLINED
 from tests.support.stripe_webhooks import PATH, Stripe, event, sign, signed
 from webhooks import customers as webhook_customers
@@ -158,13 +159,9 @@ async def test_unknown_types_foreign_customers_and_bad_envelopes(http, settings,
 
 
 async def test_a_new_default_at_stripe_retries_a_past_due_payment(api, env, settings, org):
-    customer = await create_customer(api, org)
-    sub = await create_subscription(api, org, customer["id"])
-    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
-                       json={"card_number": CARD_DECLINED}, headers=org.owner)
-    assert r.status_code == 200, r.text
+    customer, sub = await declining_subscription(api, org)
     end = dt(sub["current_period_end"])
-    await env.sleep(end - await env.get_current_time() + timedelta(hours=1))
+    await sleep_past_period_end(env, sub, timedelta(hours=1))
 
     async def status_is(status):
         r = await api.get(f"/v1/subscriptions/{sub['id']}", headers=org.member)
@@ -204,13 +201,8 @@ async def test_a_takeover_after_a_crash_retries_the_payment_exactly_once(api, en
     may not have delivered, and delivers it under the same update id, so Temporal acts once.
     The new cards decline, so every retry that reaches the workflow is one more charge attempt
     and the subscription stays past_due: a lost retry and a doubled one both show."""
-    customer = await create_customer(api, org)
-    sub = await create_subscription(api, org, customer["id"])
-    r = await api.post(f"/v1/customers/{customer['id']}/payment_method",
-                       json={"card_number": CARD_DECLINED}, headers=org.owner)
-    assert r.status_code == 200, r.text
-    await env.sleep(dt(sub["current_period_end"]) - await env.get_current_time()
-                    + timedelta(hours=1))
+    customer, sub = await declining_subscription(api, org)
+    await sleep_past_period_end(env, sub, timedelta(hours=1))
     engine = get_engine(settings.database_url)
 
     def attempts() -> int:

@@ -12,15 +12,11 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from api.app import create_app
@@ -30,6 +26,7 @@ from domain.requests import Cancel
 from tests.fakes_stripe import CARD_OK, stripe_settings
 from tests.cli.support import run
 from tests.faults.helpers import new_customer, start, wait_for
+from tests.support.serving import served
 from tests.support.temporal import dev_server_env, venv_binary
 from workers.main import build_worker
 from workflows import client_ops, contract
@@ -61,22 +58,6 @@ async def show(address: str, workflow_id: str, *codec_args: str) -> str:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     return out.decode()
-
-
-@asynccontextmanager
-async def serve(app) -> AsyncIterator[str]:
-    """The app over real HTTP on a socket that listens before serving starts (no wait)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def test_history_is_encrypted_and_the_codec_endpoint_reads_it(sqlite_url, localstripe_url):
@@ -121,7 +102,7 @@ async def test_history_is_encrypted_and_the_codec_endpoint_reads_it(sqlite_url, 
         app = create_app(settings.model_copy(update={"migrate_on_start": False,
                                                      "codec": rotated}),
                          temporal_client=env.client)
-        async with serve(app) as base:
+        async with served(app) as base:
             decoded = await show(address, workflow_id, "--codec-endpoint", f"{base}/codec",
                                  "--codec-auth", f"Bearer {TOKEN}")
             plain = b"".join(_decoded_fields(decoded))

@@ -10,15 +10,18 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import IO
 
 from sqlmodel import Session, select
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from config.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings, TemporalSettings
 from domain import purchases
 from domain.lifecycle import NewSubscription
 from domain.model import Actor, SubscriptionState
@@ -30,7 +33,18 @@ from payments.models import ChargeAttempt
 from payments.service import PaymentService
 from store.engine import get_engine
 from subscription_testing.kit import stripe_charges
+from tests.fakes_stripe import CARD_OK, stripe_settings
+from tests.support import processes
+from tests.support.temporal import dev_server_env
 from workflows import client_ops
+
+
+def server_settings(address: str, database_url: str, stripe_url: str, queue: str) -> Settings:
+    """Settings for processes that talk to the Temporal server at ``address``, on a task
+    queue of their own (``queue`` and a random suffix: runs never share one)."""
+    return Settings(database_url=database_url, stripe=stripe_settings(stripe_url),
+                    temporal=TemporalSettings(address=address,
+                                              task_queue=f"{queue}-{uuid.uuid4().hex[:8]}"))
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -82,13 +96,7 @@ class WorkerProcess:
         return code
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        processes.stop(self.proc)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -102,6 +110,37 @@ class WorkerProcess:
             return self.final_output
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+
+@dataclass
+class Takeover:
+    """A worker killed mid-charge and its replacement: the dev server, settings for it, a
+    customer with a card and a subscription id; ``first`` runs, ``second`` is started by the
+    test once ``first`` is dead."""
+
+    env: WorkflowEnvironment
+    settings: Settings
+    customer: str
+    sub_id: str
+    first: WorkerProcess
+    second: WorkerProcess
+
+
+@asynccontextmanager
+async def takeover(stripe_url: str, database_url: str) -> AsyncIterator[Takeover]:
+    env = await dev_server_env()
+    settings = server_settings(env.client.service_client.config.target_host, database_url,
+                               stripe_url, "killed")
+    customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
+    new_customer(settings, customer, CARD_OK)
+    first = WorkerProcess(worker_env(settings)).start()
+    second = WorkerProcess(worker_env(settings))
+    try:
+        yield Takeover(env, settings, customer, sub_id, first, second)
+    finally:
+        first.stop()
+        second.stop()
+        await env.shutdown()
 
 
 def new_customer(settings: Settings, customer_id: str, card: str) -> PaymentService:

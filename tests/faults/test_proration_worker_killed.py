@@ -13,20 +13,15 @@ reconciles the stored intent instead of charging again.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from config.settings import Settings, TemporalSettings
 from domain import lifecycle
 from domain.plans import Plan
 from domain.requests import ChangePlan
-from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.faults.helpers import (WorkerProcess, books, new_customer, start, wait_for,
-                                  worker_env)
+from tests.faults.helpers import books, start, takeover, wait_for
 from tests.faults.stripe_proxy import Fault, StripeProxy
-from tests.support.temporal import dev_server_env
 from workflows import client_ops
 
 pytestmark = pytest.mark.temporal
@@ -38,41 +33,28 @@ TEAM = Plan(id="team", name="Team", amount=5000, currency="usd", interval="month
 
 
 async def test_worker_killed_mid_proration_charges_it_once(proxy: StripeProxy, sqlite_url):
-    env = await dev_server_env()
-    settings = Settings(
-        database_url=sqlite_url, stripe=stripe_settings(proxy.url),
-        temporal=TemporalSettings(address=env.client.service_client.config.target_host,
-                                  task_queue=f"killed-{uuid.uuid4().hex[:8]}"))
-    customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
-    new_customer(settings, customer, CARD_OK)
-    first = WorkerProcess(worker_env(settings)).start()
-    second = WorkerProcess(worker_env(settings))
-    try:
-        await start(env.client, settings, sub_id, customer, PRO)
-        state = await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
+    async with takeover(proxy.url, sqlite_url) as t:
+        await start(t.env.client, t.settings, t.sub_id, t.customer, PRO)
+        state = await wait_for(t.env.client, t.sub_id, lambda s: s.status.value == "active")
         quote = lifecycle.preview_change(state, TEAM, datetime.now(UTC))
         assert quote.timing == "now" and quote.amount_due > 0
         held = Fault("POST", "/v1/payment_intents", "hold", path_suffix="/confirm")
         proxy.inject(held)  # the next confirm is the proration's
         update = asyncio.create_task(client_ops.send(
-            env.client, sub_id, ChangePlan(plan=TEAM, proration_date=quote.at)))
+            t.env.client, t.sub_id, ChangePlan(plan=TEAM, proration_date=quote.at)))
 
         assert await asyncio.to_thread(held.seen.wait, 20), "no proration charge"
-        assert first.kill() == -9
+        assert t.first.kill() == -9
         held.release.set()
         assert await asyncio.to_thread(held.forwarded.wait, 10)
-        second.start()
+        t.second.start()
         after = await asyncio.wait_for(update, 40)  # the caller still gets its answer
         assert after.plan == TEAM and after.upgrade is None
 
-        b = books(settings, customer, sub_id)
+        b = books(t.settings, t.customer, t.sub_id)
         assert b.stripe_succeeded == [PRO.amount, quote.amount_due], b.stripe_succeeded
         assert b.event_types["invoice.paid"] == 2, b.event_types
         assert b.event_seqs == list(range(1, after.event_seq + 1))
         assert sum(b.grants_by_period.values()) == 2  # the period's grant and the upgrade's
-        log = second.output()
-        assert '"attempt": 2' in log and f'"subscription_id": "{sub_id}"' in log, log[-3000:]
-    finally:
-        first.stop()
-        second.stop()
-        await env.shutdown()
+        log = t.second.output()
+        assert '"attempt": 2' in log and f'"subscription_id": "{t.sub_id}"' in log, log[-3000:]

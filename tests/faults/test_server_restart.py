@@ -15,11 +15,11 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from config.settings import Settings, TemporalSettings
 from domain.plans import Plan
 from domain.requests import Cancel
-from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.faults.helpers import assert_exactly_once, books, new_customer, start, wait_for
+from tests.fakes_stripe import CARD_OK
+from tests.faults.helpers import (assert_exactly_once, books, new_customer, server_settings,
+                                  start, wait_for)
 from tests.support.devserver import DevServer
 from tests.support.temporal import venv_binary
 from workers.main import build_worker
@@ -39,9 +39,7 @@ async def test_server_killed_and_restarted_on_its_file(tmp_path, localstripe_url
     server.start()
     try:
         client = await server.connect()
-        settings = Settings(database_url=sqlite_url, stripe=stripe_settings(localstripe_url),
-                            temporal=TemporalSettings(address=server.address,
-                                                      task_queue=f"restart-{uuid.uuid4().hex[:8]}"))
+        settings = server_settings(server.address, sqlite_url, localstripe_url, "restart")
         customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
         new_customer(settings, customer, CARD_OK)
         async with build_worker(client, settings):

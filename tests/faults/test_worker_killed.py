@@ -15,19 +15,13 @@ workflow is replayed there.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
-from config.settings import Settings, TemporalSettings
 from domain.plans import Plan
 from domain.requests import Cancel
-from tests.fakes_stripe import CARD_OK, stripe_settings
-from tests.faults.helpers import (WorkerProcess, assert_exactly_once, books,
-                                  new_customer, start, wait_for,
-                                  worker_env)
+from tests.faults.helpers import assert_exactly_once, books, start, takeover, wait_for
 from tests.faults.stripe_proxy import Fault, StripeProxy
-from tests.support.temporal import dev_server_env
 from workflows import client_ops
 
 pytestmark = pytest.mark.temporal
@@ -37,43 +31,32 @@ PERIOD = 5  # seconds: the renewal comes soon (renewals missed meanwhile catch u
 PLAN = Plan(id="fault-fast", name="Fast", amount=700, currency="usd", interval="second",
             interval_count=PERIOD, included_credits=50)
 
+
 async def test_worker_killed_mid_renewal_then_replaced(proxy: StripeProxy, sqlite_url):
-    env = await dev_server_env()
-    settings = Settings(
-        database_url=sqlite_url, stripe=stripe_settings(proxy.url),
-        temporal=TemporalSettings(address=env.client.service_client.config.target_host,
-                                  task_queue=f"killed-{uuid.uuid4().hex[:8]}"))
-    customer, sub_id = f"cus_{uuid.uuid4().hex[:8]}", f"sub_{uuid.uuid4().hex[:8]}"
-    new_customer(settings, customer, CARD_OK)
-    first = WorkerProcess(worker_env(settings)).start()
-    second = WorkerProcess(worker_env(settings))
-    try:
+    async with takeover(proxy.url, sqlite_url) as t:
+        client, sub_id = t.env.client, t.sub_id
         held = Fault("POST", "/v1/payment_intents", "hold", path_suffix="/confirm")
-        await start(env.client, settings, sub_id, customer, PLAN)
-        await wait_for(env.client, sub_id, lambda s: s.status.value == "active")
+        await start(client, t.settings, sub_id, t.customer, PLAN)
+        await wait_for(client, sub_id, lambda s: s.status.value == "active")
         proxy.inject(held)  # the next confirm is the renewal's
 
         assert await asyncio.to_thread(held.seen.wait, PERIOD + 20), "no renewal charge"
-        assert first.kill() == -9
+        assert t.first.kill() == -9
         held.release.set()
         assert await asyncio.to_thread(held.forwarded.wait, 10)
-        second.start()
+        t.second.start()
         # The retry comes after the heartbeat timeout: well under the 60 s of start-to-close
         # the server waited before, with room for the new worker's start.
-        await wait_for(env.client, sub_id, lambda s: s.period_index >= 1
+        await wait_for(client, sub_id, lambda s: s.period_index >= 1
                        and s.awaiting_charge is None, timeout=30)
 
         # Cancel now (queued behind the renewal: due transitions come before requests) so the
         # books stop moving; the result is the final state once every activity has run.
-        await client_ops.signal(env.client, sub_id, Cancel(mode="immediately"))
-        final = await asyncio.wait_for(client_ops.handle(env.client, sub_id).result(), 40)
+        await client_ops.signal(client, sub_id, Cancel(mode="immediately"))
+        final = await asyncio.wait_for(client_ops.handle(client, sub_id).result(), 40)
         assert final.status.value == "canceled" and final.period_index >= 1
-        assert_exactly_once(books(settings, customer, sub_id), final,
+        assert_exactly_once(books(t.settings, t.customer, sub_id), final,
                             periods=final.period_index + 1, amount=PLAN.amount)
-        log = second.output()
+        log = t.second.output()
         assert '"message": "charge succeeded"' in log and '"attempt": 2' in log, log[-3000:]
         assert f'"subscription_id": "{sub_id}"' in log
-    finally:
-        first.stop()
-        second.stop()
-        await env.shutdown()

@@ -113,21 +113,15 @@ async def deliver(url: str, port: int, **settings) -> outbox.OutboxMessage:
     return row
 
 
-async def test_starttls_then_login_delivers(sqlite_url, starttls_relay, pki):
+@pytest.mark.parametrize("security, relay_fixture", [("starttls", "starttls_relay"),
+                                                     ("tls", "implicit_tls_relay")])
+async def test_tls_then_login_delivers(sqlite_url, pki, request, security, relay_fixture):
+    box = request.getfixturevalue(relay_fixture)
     queue_one(sqlite_url)
-    row = await deliver(sqlite_url, starttls_relay.port, smtp_security="starttls",
-                        smtp_ca_file=pki.ca)
+    row = await deliver(sqlite_url, box.port, smtp_security=security, smtp_ca_file=pki.ca)
     assert row.status == OutboxStatus.SENT, row.last_error
-    assert starttls_relay.received == [(True, True)]
-    assert starttls_relay.logins == [(USER.encode(), True)]
-
-
-async def test_implicit_tls_then_login_delivers(sqlite_url, implicit_tls_relay, pki):
-    queue_one(sqlite_url)
-    row = await deliver(sqlite_url, implicit_tls_relay.port, smtp_security="tls",
-                        smtp_ca_file=pki.ca)
-    assert row.status == OutboxStatus.SENT, row.last_error
-    assert implicit_tls_relay.received == [(True, True)]
+    assert box.received == [(True, True)]
+    assert box.logins == [(USER.encode(), True)]
 
 
 async def test_a_refused_login_fails_the_message_at_once(sqlite_url, starttls_relay, pki):

@@ -2,8 +2,8 @@
 ``make test`` runs) driven by Playwright from PyPI. No browser is downloaded (never run
 ``playwright install``); without Chromium the tests skip and say why.
 
-``served(app)`` serves an ASGI app on a free local port for it; ``chromium()`` gives a Browser; ``offline_context()`` a fresh context (its own profile)
-whose requests to anything but this machine are aborted and recorded, so a page that still
+``chromium()`` gives a Browser (serve the app with tests.support.serving.served);
+``offline_context()`` a fresh context (its own profile) whose requests to anything but this machine are aborted and recorded, so a page that still
 reaches for a CDN fails visibly instead of passing on a machine that happens to be online.
 Fixtures ``browser`` and ``offline_page``: import them into a test module (``from
 tests.support.browser import browser, offline_page  # noqa: F401``).
@@ -11,9 +11,7 @@ tests.support.browser import browser, offline_page  # noqa: F401``).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -93,27 +91,6 @@ async def offline_context(browser: Browser, **options) -> AsyncIterator[BrowserC
         yield context
     finally:
         await context.close()
-
-
-@asynccontextmanager
-async def served(app) -> AsyncIterator[str]:
-    """``app`` over real HTTP on 127.0.0.1 (uvicorn in this event loop, no lifespan: the test
-    wires the app); yields its base URL. The socket listens before the server task starts,
-    so the first request simply waits in the backlog."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning",
-                                           access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture

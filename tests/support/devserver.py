@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from devstack.__main__ import SEARCH_ATTRIBUTES
 from tests.fakes_stripe import free_port
+from tests.support import processes
 from tests.support.temporal import forwarding_runtime, venv_binary
 from workflows.connection import data_converter
 
@@ -39,13 +40,7 @@ class DevServer:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        processes.stop(self.proc)
 
     async def connect(self, timeout: float = 20.0) -> Client:
         loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
-from config.settings import Settings, TemporalSettings
+from config.settings import Settings
 from devstack.processes import wait_for_port
 from store.migrate import upgrade
-from tests.fakes_stripe import free_port, stripe_settings
-from tests.faults.helpers import WorkerProcess, worker_env
+from tests.fakes_stripe import free_port
+from tests.faults.helpers import WorkerProcess, server_settings, worker_env
+from tests.support import processes
 from tests.support.devserver import DevServer
 
 
@@ -57,26 +57,23 @@ async def local_stack(tmp: Path, localstripe_url: str, **extra_env: str
     smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
                              f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    processes: list[WorkerProcess] = []
+    started: list[WorkerProcess] = []
     server.start()
     try:
         client = await server.connect()
-        settings = Settings(database_url=database_url, stripe=stripe_settings(localstripe_url),
-                            temporal=TemporalSettings(address=server.address,
-                                                      task_queue=f"dev-{uuid.uuid4().hex[:8]}"))
+        settings = server_settings(server.address, database_url, localstripe_url, "dev")
         env = worker_env(settings, SUBS_API_HOST="127.0.0.1", SUBS_API_PORT=str(api_port),
                          SUBS_NOTIFICATIONS__SMTP_PORT=str(smtp_port),
                          SUBS_NOTIFICATIONS__POLL_INTERVAL_SECONDS="0.2",
                          SUBS_RECONCILE__INTERVAL="PT0S", **extra_env)
         wait_for_port(smtp_port, 30)
         worker, api = WorkerProcess(env).start(), WorkerProcess(env, module="api").start()
-        processes += [worker, api]
+        started += [worker, api]
         api_url = f"http://127.0.0.1:{api_port}"
         await _wait_for_api(api_url, api)
         yield LocalStack(client, settings, env, api_url)
     finally:
-        for process in processes:
+        for process in started:
             process.stop()
         server.stop()
-        smtp.terminate()
-        smtp.wait(10)
+        processes.stop(smtp)

@@ -13,20 +13,19 @@ localstripe behind the fault proxy, the event store and the email outbox.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from accounts.customers import create_customer
 from accounts.models import Organization
-from config.settings import Settings
-from domain.model import Status
+from domain.model import Status, SubscriptionState
 from domain.requests import PaymentMethodUpdated
 from notifications import outbox
 from store.engine import session_scope
-from tests.fakes_stripe import CARD_DECLINED, CARD_OK, stripe_settings
-from tests.faults.stripe_proxy import Fault, StripeProxy
+from tests.fakes_stripe import CARD_DECLINED, CARD_OK
+from tests.faults.stripe_proxy import Fault
+from tests.workflows.proxied import proxy, settings  # noqa: F401
 from tests.workflows.scenario import Scenario
 
 pytestmark = pytest.mark.temporal
@@ -35,17 +34,6 @@ SECOND, DAY = timedelta(seconds=1), timedelta(days=1)
 CARD_3DS = "4000002500003155"  # localstripe: every confirm needs authentication
 LOST_CARD = {"type": "card_error", "code": "card_declined", "decline_code": "lost_card",
              "message": "Your card has been declined."}
-
-
-@pytest.fixture
-def proxy(localstripe_url: str) -> Iterator[StripeProxy]:
-    with StripeProxy(localstripe_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def settings(settings: Settings, proxy: StripeProxy) -> Settings:
-    return settings.model_copy(update={"stripe": stripe_settings(proxy.url)})
 
 
 def _customer(scenario: Scenario) -> str:
@@ -65,6 +53,14 @@ def _emails(scenario: Scenario) -> list[str]:
             if m.channel == "email" and m.kind != "payment_receipt"]
 
 
+async def _declined_renewal(scenario: Scenario, end: datetime) -> SubscriptionState:
+    """Sleep past the period ``end``: the renewal's charge declines; the past_due state once
+    the charge is settled."""
+    await scenario.sleep_until(end + SECOND)
+    return await scenario.until(lambda s: s.status == Status.PAST_DUE
+                                and s.awaiting_charge is None)
+
+
 def _types(scenario: Scenario) -> list[str]:
     return [e.type for e in scenario.events()]
 
@@ -75,9 +71,7 @@ async def test_a_hard_decline_is_never_retried_and_ends_at_the_grace_end(scenari
     end = first.current_period_end
     proxy.inject(Fault("POST", "/v1/payment_intents", "status", status=402,
                        path_suffix="/confirm", error=LOST_CARD))
-    await scenario.sleep_until(end + SECOND)
-    waiting = await scenario.until(lambda s: s.status == Status.PAST_DUE
-                                   and s.awaiting_charge is None)
+    waiting = await _declined_renewal(scenario, end)
     dunning = waiting.dunning
     assert (dunning.requires, dunning.last_decline_code, dunning.next_retry_at) == (
         "payment_method", "lost_card", None)
@@ -108,9 +102,7 @@ async def test_a_soft_decline_follows_the_schedule(scenario):
     first = await scenario.start(customer_id=_customer(scenario))
     end = first.current_period_end
     scenario.payments.add_test_card(first.customer_id, CARD_DECLINED)
-    await scenario.sleep_until(end + SECOND)
-    past_due = await scenario.until(lambda s: s.status == Status.PAST_DUE
-                                    and s.awaiting_charge is None)
+    past_due = await _declined_renewal(scenario, end)
     dunning = past_due.dunning
     assert (dunning.requires, dunning.ends_at, dunning.last_decline_code) == (
         None, None, "card_declined")
@@ -128,9 +120,7 @@ async def test_authentication_asks_the_customer_and_a_new_card_pays_at_once(scen
     first = await scenario.start(customer_id=_customer(scenario))
     end = first.current_period_end
     scenario.payments.add_test_card(first.customer_id, CARD_3DS)
-    await scenario.sleep_until(end + SECOND)
-    waiting = await scenario.until(lambda s: s.status == Status.PAST_DUE
-                                   and s.awaiting_charge is None)
+    waiting = await _declined_renewal(scenario, end)
     assert (waiting.dunning.requires, waiting.dunning.last_decline_code,
             waiting.dunning.next_retry_at) == ("authentication", "authentication_required", None)
     types = _types(scenario)

@@ -10,7 +10,6 @@ localstripe behind the fault proxy, the ledger and the event store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,8 +19,8 @@ from domain import lifecycle
 from domain.plans import Plan
 from domain.requests import ChangePlan
 from ledger.service import Ledger
-from tests.fakes_stripe import stripe_settings
 from tests.faults.stripe_proxy import Fault, StripeProxy
+from tests.workflows.proxied import proxy, settings  # noqa: F401
 from tests.workflows.scenario import Scenario
 
 pytestmark = pytest.mark.temporal
@@ -32,17 +31,6 @@ PRO = Plan(id="pro", name="Pro", amount=2000, currency="usd", interval="month",
            included_credits=1000)
 TEAM = Plan(id="team", name="Team", amount=5000, currency="usd", interval="month",
             included_credits=4000)
-
-
-@pytest.fixture
-def proxy(localstripe_url: str) -> Iterator[StripeProxy]:
-    with StripeProxy(localstripe_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def settings(settings: Settings, proxy: StripeProxy) -> Settings:
-    return settings.model_copy(update={"stripe": stripe_settings(proxy.url)})
 
 
 async def test_upgrade_charges_the_previewed_proration_once_when_the_answer_is_lost(
