@@ -26,7 +26,10 @@ from temporalio.testing import WorkflowEnvironment
 from config.settings import DunningSettings, Settings, TemporalSettings
 from domain.model import SubscriptionState
 from domain.plans import Plan
-from domain.requests import Cancel, Reactivate, Retry
+from domain.requests import Cancel, PaymentMethodUpdated, Reactivate, Retry
+from payments.gateway import StripeGateway
+from payments.service import PaymentService
+from store.engine import get_engine
 from tests.cli.support import run
 from tests.fakes_stripe import CARD_OK, stripe_settings
 from tests.faults.helpers import (assert_exactly_once, books, new_customer, start, wait_for,
@@ -116,11 +119,23 @@ async def test_no_such_payment_method_is_a_decline_that_enters_dunning(proxy, sq
         past_due = await life.state(lambda s: s.status.value == "past_due")
         assert past_due.dunning.last_decline_code == "resource_missing"
         assert past_due.hold is None
-        # the next dunning attempt (the card works again) pays the same period
+        # A hard decline (rule version 3, domain/declines.py): no retry on the schedule, the
+        # subscription waits for a new payment method; the new card's charge pays the period.
+        assert past_due.dunning.requires == "payment_method"
+        assert past_due.dunning.next_retry_at is None
+        card = new_customer_card(life.settings, life.customer, CARD_OK)
+        await client_ops.send(life.env.client, life.sub_id,
+                              PaymentMethodUpdated(payment_method_id=card))
         active = await life.state(lambda s: s.status.value == "active"
                                   and s.period_index == past_due.period_index)
         assert active.dunning is None
         await life.end_and_count()
+
+
+def new_customer_card(settings: Settings, customer_id: str, card: str) -> str | None:
+    """A new default card at Stripe for the customer; its payment method id."""
+    payments = PaymentService(get_engine(settings.database_url), StripeGateway(settings.stripe))
+    return payments.add_test_card(customer_id, card).default_payment_method
 
 
 async def test_rejected_key_holds_the_subscription_until_an_operator_retries(proxy, sqlite_url):
