@@ -86,7 +86,7 @@ RULES = {
     4: "mid-period upgrades: a same-term plan with a higher price takes effect at once and "
        "charges the prorated difference (domain.proration); a decline leaves the plan as it "
        "was; other changes still wait for the period end; a plan in another currency is "
-       "refused (D11, D15)",
+       "refused; an immediate cancellation's refund covers that charge too (D6, D11, D15)",
 }
 CURRENT_RULES = max(RULES)
 
