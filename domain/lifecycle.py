@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain import proration
+from domain.refunds import cancellation_refunds
 from domain.commands import (
     Charge,
     CollectPendingCharges,
@@ -38,7 +39,6 @@ from domain.commands import (
     GrantCredits,
     LockPurchasedCredits,
     PaymentOutcome,
-    Refund,
     UnlockPurchasedCredits,
 )
 from domain.declines import DeclineKind, classify
@@ -53,6 +53,7 @@ from domain.model import (
     Event,
     Frozen,
     Hold,
+    PaidUpgrade,
     Pausing,
     PlanUpgrade,
     Status,
@@ -85,7 +86,7 @@ RULES = {
     4: "mid-period upgrades: a same-term plan with a higher price takes effect at once and "
        "charges the prorated difference (domain.proration); a decline leaves the plan as it "
        "was; other changes still wait for the period end; a plan in another currency is "
-       "refused (D11, D15)",
+       "refused; an immediate cancellation's refund covers that charge too (D6, D11, D15)",
 }
 CURRENT_RULES = max(RULES)
 
@@ -247,6 +248,7 @@ def _open_period(state: SubscriptionState, index: int, at: datetime, purpose: st
         "current_period_end": end,
         "current_period_paid": 0,
         "current_period_payment_intent": None,
+        "current_period_upgrades": (),
         "in_extension": False,
         "status": Status.INCOMPLETE if purpose == "first_period" else state.status,
     }
@@ -323,6 +325,7 @@ def _roll_into_extension(state: SubscriptionState) -> Decision:
                                  state.plan.interval_count, at),
         "current_period_paid": 0,
         "current_period_payment_intent": None,
+        "current_period_upgrades": (),
         "in_extension": True,
     })
     return Decision(state=after, commands=(forfeit,)).then(_updated(state, after, at, None))
@@ -561,20 +564,6 @@ def _refuse_if_held(state: SubscriptionState, request: Request) -> None:
 # Ending ----------------------------------------------------------------------------------------
 
 
-def _refund_amount(state: SubscriptionState, at: datetime, mode: str) -> int:
-    paid = state.current_period_paid
-    if mode == "full" or paid == 0:
-        return paid if mode == "full" else 0
-    if mode == "prorated":
-        start, end = state.current_period_start, state.current_period_end
-        # Integer microseconds: float seconds lose a cent on sub-second instants.
-        micro = timedelta(microseconds=1)
-        remaining = max((end - max(at, start)) // micro, 0)
-        total = (end - start) // micro
-        return paid * remaining // total if total > 0 else 0
-    return 0
-
-
 def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
          request: Actor | None, scheduled: bool) -> Decision:
     """The subscription ends now. Scheduled ends collect pending charges (D7); immediate ones
@@ -590,11 +579,7 @@ def _end(state: SubscriptionState, at: datetime, cancellation: Cancellation,
         else:
             commands.append(DiscardPendingCharges(idempotency_key=f"{state.id}:{pk}:discard",
                                                   period_key=pk, currency=state.plan.currency))
-        refund = _refund_amount(state, at, cancellation.refund)
-        if refund > 0 and state.current_period_payment_intent:
-            commands.append(Refund(idempotency_key=f"{state.id}:{pk}:refund", period_key=pk,
-                                   payment_intent_id=state.current_period_payment_intent,
-                                   amount=refund, reason=f"cancellation_{cancellation.refund}"))
+        commands.extend(cancellation_refunds(state, at, cancellation.refund))
         commands.append(ForfeitCredits(idempotency_key=f"{state.id}:{pk}:forfeit",
                                        period_key=pk, at=at))
         commands.append(LockPurchasedCredits(idempotency_key=f"{state.id}:lock",
@@ -1039,7 +1024,7 @@ def _upgrade_now(state: SubscriptionState, req: ChangePlan, now: datetime) -> De
     key = f"{state.id}:{state.period_key}:change{seq}:{req.plan.id}"
     upgrade = PlanUpgrade(seq=seq, plan=req.plan, amount=q.amount_due,
                           credits=q.credits_granted, at=now, idempotency_key=key,
-                          requested_by=req.requested_by)
+                          requested_by=req.requested_by, prorated_from=q.at)
     pending = state.model_copy(update={"plan_changes": seq, "upgrade": upgrade,
                                        "awaiting_charge": key})
     if q.amount_due == 0:  # less than one minor unit left to pay: nothing to charge
@@ -1081,7 +1066,12 @@ def _upgraded(state: SubscriptionState, outcome: PaymentOutcome, now: datetime) 
     upgrade = state.upgrade
     assert upgrade is not None
     before = state.model_copy(update={"upgrade": None, "awaiting_charge": None})
-    after = before.model_copy(update={"plan": upgrade.plan, "pending_plan": None})
+    paid = PaidUpgrade(seq=upgrade.seq, amount=outcome.amount,
+                       payment_intent_id=outcome.payment_intent_id,
+                       covers_from=upgrade.prorated_from or upgrade.at)
+    after = before.model_copy(update={
+        "plan": upgrade.plan, "pending_plan": None,
+        "current_period_upgrades": state.current_period_upgrades + (paid,)})
     commands: tuple[Command, ...] = ()
     if upgrade.credits > 0:
         commands = (GrantCredits(

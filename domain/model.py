@@ -123,6 +123,20 @@ class PlanUpgrade(Frozen):
     at: datetime
     idempotency_key: str  # {subscription}:{period}:change{seq}:{plan}
     requested_by: Actor = SYSTEM
+    # The instant the charge is prorated from (the confirmed preview's ``at``; None in a
+    # state written before it was kept: ``at``).
+    prorated_from: datetime | None = None
+
+
+class PaidUpgrade(Frozen):
+    """Rule version 4: an upgrade's prorated charge paid in the current period. It paid for
+    [``covers_from``, period end), so an immediate cancellation refunds it like the period
+    charge (D6, domain.refunds), under its own PaymentIntent."""
+
+    seq: int
+    amount: int  # minor units, as charged
+    payment_intent_id: str | None = None  # None: nothing was charged (amount 0)
+    covers_from: datetime
 
 
 class RetentionOffer(Frozen):
@@ -229,6 +243,8 @@ class SubscriptionState(Frozen):
     # Rule version 4: mid-period upgrades so far, and the one whose charge is in flight.
     plan_changes: int = 0
     upgrade: PlanUpgrade | None = None
+    # ... and the ones paid in the current period (refund basis next to current_period_paid).
+    current_period_upgrades: tuple[PaidUpgrade, ...] = ()
     event_seq: int = 0
     recent_events: tuple[Event, ...] = ()
     rules: int = 1

@@ -5,7 +5,9 @@ localstripe behind the fault proxy, the ledger and the event store.
   answer to its confirm is lost (the money moved at localstripe, the activity is retried and
   finds the stored intent instead of charging again); the plan changes now, the prorated
   extra credits are granted for the rest of the period (D15) and forfeited with it;
-- a downgrade changes nothing now and applies at the period end, charging the new price.
+- a downgrade changes nothing now and applies at the period end, charging the new price;
+- an immediate cancellation with a prorated refund after an upgrade refunds both intents
+  that paid for the period (the period charge and the proration), each its unused share.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 from config.settings import Settings
 from domain import lifecycle
 from domain.plans import Plan
-from domain.requests import ChangePlan
+from domain.model import Status
+from domain.requests import Cancel, ChangePlan
 from ledger.service import Ledger
 from tests.faults.stripe_proxy import Fault, StripeProxy
 from tests.workflows.proxied import proxy, settings  # noqa: F401
@@ -91,3 +94,39 @@ async def test_downgrade_waits_for_the_period_end(scenario: Scenario):
     renewed = await scenario.until(lambda st: st.current_period_start == s.current_period_end)
     assert renewed.plan == BASIC and renewed.pending_plan is None
     assert [c.amount for c in scenario.charges()[n:]] == [BASIC.amount]
+
+
+async def test_prorated_cancel_after_an_upgrade_refunds_both_intents_at_stripe(
+        scenario: Scenario):
+    """D6 after rule version 4's upgrade: one refund per PaymentIntent, exact amounts."""
+    s = await scenario.start(plan=PRO)
+    start, end = s.current_period_start, s.current_period_end
+    await scenario.sleep_until(start + timedelta(days=9, hours=7, seconds=13))
+    quote = lifecycle.preview_change(await scenario.state(), TEAM, await scenario.now())
+    upgraded = await scenario.send(ChangePlan(plan=TEAM, proration_date=quote.at))
+    (paid,) = upgraded.current_period_upgrades
+    assert (paid.amount, paid.covers_from) == (quote.amount_due, quote.at)
+
+    await scenario.sleep_until(start + timedelta(days=20))
+    await scenario.send(Cancel(mode="immediately", refund="prorated"))
+    final = await scenario.finished()
+    assert final.status == Status.CANCELED
+
+    micro = timedelta(microseconds=1)
+    left = (end - final.ended_at) // micro
+    expected = {  # each charge's unused share of the time it paid for
+        s.current_period_payment_intent: PRO.amount * left // ((end - start) // micro),
+        paid.payment_intent_id: quote.amount_due * left // ((end - quote.at) // micro)}
+    assert all(0 < amount for amount in expected.values()) and len(expected) == 2
+    rows = scenario.refunds()
+    assert {r.payment_intent_id: (r.amount, r.status) for r in rows} == {
+        intent: (amount, "succeeded") for intent, amount in expected.items()}
+    assert sorted(r.idempotency_key for r in rows) == [
+        f"{s.id}:{s.period_key}:change1:refund", f"{s.id}:{s.period_key}:refund"]
+    for intent, amount in expected.items():
+        at_stripe = scenario.stripe_refunds(intent)
+        assert [r["amount"] for r in at_stripe] == [amount], intent
+        assert at_stripe[0]["id"] in {r.stripe_refund_id for r in rows}
+    # Together about the new price for the days left (TEAM over ~9 of ~30 days).
+    total = sum(expected.values())
+    assert total * ((end - start) // micro) <= TEAM.amount * left
