@@ -21,10 +21,9 @@ from payments.records import CardOnFile, StripeCustomerRecord
 log = logging.getLogger(__name__)
 
 # A payment method's card never changes, so its brand and last four digits are kept for the
-# life of the process: one Stripe GET per card, not one per page view. A failed lookup is
-# retried only after FAILED_LOOKUP_SECONDS, so a slow or absent Stripe slows one view, not all.
-_CARDS: dict[str, CardView | None] = {}
-_FAILED: dict[str, float] = {}
+# life of the service (one per process): one Stripe GET per card, not one per page view. A
+# failed lookup is retried only after FAILED_LOOKUP_SECONDS, so a slow or absent Stripe slows
+# one view, not all.
 MAX_CACHED_CARDS = 10_000
 FAILED_LOOKUP_SECONDS = 60.0
 
@@ -34,6 +33,8 @@ class Customers:
 
     engine: Engine
     gateway: StripeGateway
+    _cards: dict[str, CardView | None]  # set by PaymentService.__init__
+    _failed_cards: dict[str, float]
 
     def get_customer(self, customer_id: str) -> StripeCustomerRecord | None:
         row = store.get_customer(self.engine, customer_id)
@@ -83,19 +84,19 @@ class Customers:
                           last4=card.last4 if card else None)
 
     def _card(self, payment_method_id: str) -> CardView | None:
-        if payment_method_id in _CARDS:
-            return _CARDS[payment_method_id]
-        if time.monotonic() < _FAILED.get(payment_method_id, 0.0):
+        if payment_method_id in self._cards:
+            return self._cards[payment_method_id]
+        if time.monotonic() < self._failed_cards.get(payment_method_id, 0.0):
             return None
         try:
             card = self.gateway.card_of(payment_method_id)
         except PaymentError as err:
             log.warning("card of %s: %s", payment_method_id, err)
-            if len(_FAILED) >= MAX_CACHED_CARDS:
-                _FAILED.clear()
-            _FAILED[payment_method_id] = time.monotonic() + FAILED_LOOKUP_SECONDS
+            if len(self._failed_cards) >= MAX_CACHED_CARDS:
+                self._failed_cards.clear()
+            self._failed_cards[payment_method_id] = time.monotonic() + FAILED_LOOKUP_SECONDS
             return None
-        if len(_CARDS) >= MAX_CACHED_CARDS:
-            _CARDS.clear()
-        _CARDS[payment_method_id] = card
+        if len(self._cards) >= MAX_CACHED_CARDS:
+            self._cards.clear()
+        self._cards[payment_method_id] = card
         return card
