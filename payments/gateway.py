@@ -60,6 +60,14 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class CardView:
+    """What the customer recognises a card by."""
+
+    brand: str  # Stripe's: visa, mastercard, amex, ...
+    last4: str
+
+
+@dataclass(frozen=True)
 class RefundView:
     id: str
     status: str
@@ -185,6 +193,16 @@ class StripeGateway:
                    {"invoice_settings": {"default_payment_method": payment_method_id}},
                    {"idempotency_key": _fresh_key("default_pm")})
         return payment_method_id
+
+    def card_of(self, payment_method_id: str) -> CardView | None:
+        """The card's brand and last four digits; None for a payment method that is not a
+        card."""
+        pm = _plain(self._call(
+            lambda p, o: self._v1.payment_methods.retrieve(payment_method_id, p, o), {}, {}))
+        card = pm.get("card") or {}
+        if not card.get("brand") or not card.get("last4"):
+            return None
+        return CardView(brand=str(card["brand"]), last4=str(card["last4"]))
 
     # PaymentIntents ------------------------------------------------------------------------
 

@@ -15,6 +15,14 @@ class StripeCustomerRecord(BaseModel):
     default_payment_method: str | None = None
 
 
+class CardOnFile(BaseModel):
+    """The default payment method; ``brand`` and ``last4`` when Stripe says it is a card."""
+
+    payment_method: str
+    brand: str | None = None
+    last4: str | None = None
+
+
 class ChargeRecord(BaseModel):
     idempotency_key: str
     subscription_id: str

@@ -33,3 +33,5 @@ class PaymentService(Charging, Refunds, PendingCharges, Customers):
         self.refund_lease = (refund_lease if refund_lease is not None
                              else timedelta(seconds=max(60.0, 3 * timeout)))
         self.clock = clock
+        self._cards = {}  # payment method id -> its card (payments.customers.card_on_file)
+        self._failed_cards = {}

@@ -10,6 +10,7 @@ the workflow's own rules accept or refuse it and a refusal is shown in its own w
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,8 @@ from domain.model import Actor, SubscriptionState
 from domain.requests import (AcceptRetentionOffer, Cancel, Pause, Reactivate, Request as
                              SubscriptionRequest, Resume)
 from eventlog import store as eventlog
+from invoices import store as invoices
+from invoices.receipts import invoice_pdf
 from workflows import client_ops
 from workflows.client_ops import DeadlineExceeded
 
@@ -155,6 +158,22 @@ def _base(visit: Visit, **context: Any) -> dict[str, Any]:
     return {"csrf_token": visit.csrf, **_back(visit.session.return_url), **context}
 
 
+def _card(payments, customer_id: str) -> present.Card | None:
+    """The card on file by brand and last four digits (cached per card by the payments
+    service), or its id when Stripe does not say."""
+    return present.card(payments.card_on_file(customer_id))
+
+
+HOME_INVOICES = 5  # the newest on the home page; the rest on /portal/invoices
+ALL_INVOICES = 100
+
+
+def _invoices(engine, visit: Visit, limit: int) -> list[present.InvoiceRow]:
+    found = invoices.list_invoices(engine, visit.session.organization_id,
+                                   customer_id=visit.customer_id, limit=limit)
+    return [present.invoice_row(i) for i in found]
+
+
 @router.get("/portal.css")
 async def stylesheet() -> Response:
     return FileResponse(HERE / "static" / "portal.css", media_type="text/css",
@@ -188,6 +207,8 @@ async def enter(request: Request, engine: EngineDep, settings: SettingsDep, now:
 async def home(request: Request, visit: VisitDep, engine: EngineDep, client: TemporalDep,
                deadline: DeadlineDep, payments: PaymentsDep, ledger: LedgerDep,
                catalog: CatalogDep, now: NowDep) -> Response:
+    # The card may need one Stripe GET (the first view of that card): it runs meanwhile.
+    card = asyncio.ensure_future(run_in_threadpool(_card, payments, visit.customer_id))
     customer = await run_in_threadpool(get_customer, engine, visit.customer_id)
     views = await run_in_threadpool(eventlog.customer_views, engine, visit.customer_id)
     summaries = []
@@ -196,17 +217,39 @@ async def home(request: Request, visit: VisitDep, engine: EngineDep, client: Tem
         if state is not None and state.customer_id == visit.customer_id:
             summaries.append(present.summarize(state, now))
 
-    def wallet_and_card():
+    def wallet_and_invoices():
         wallet.grant_free_daily_if_due(
             ledger, wallet.read_standing(engine, catalog, visit.customer_id),
             visit.customer_id, now)
         return (ledger.balances(visit.customer_id, now),
-                billing.default_payment_method(payments, visit.customer_id))
+                _invoices(engine, visit, HOME_INVOICES + 1))
 
-    balances, card = await run_in_threadpool(wallet_and_card)
+    balances, rows = await run_in_threadpool(wallet_and_invoices)
     return _page(request, "home.html", **_base(
         visit, title="Your subscriptions", customer=customer, subscriptions=summaries,
-        card=card, credits=present.credit_lines(balances, ledger.policy)))
+        card=await card, credits=present.credit_lines(balances, ledger.policy),
+        invoices=rows[:HOME_INVOICES], more_invoices=len(rows) > HOME_INVOICES))
+
+
+@router.get("/invoices")
+async def invoices_page(request: Request, visit: VisitDep, engine: EngineDep) -> Response:
+    rows = await run_in_threadpool(_invoices, engine, visit, ALL_INVOICES)
+    return _page(request, "invoices.html", **_base(
+        visit, title="Invoices and receipts", invoices=rows))
+
+
+@router.get("/invoices/{invoice_id}/pdf")
+async def invoice_download(invoice_id: str, visit: VisitDep, engine: EngineDep) -> Response:
+    """The PDF of one of this customer's invoices; anyone else's is a 404, like an unknown
+    id."""
+    found = await run_in_threadpool(invoices.get_invoice, engine, invoice_id[:64])
+    if (found is None or found.customer_id != visit.customer_id
+            or found.organization_id != visit.session.organization_id):
+        raise PortalError(404, "Not found", "There is no such invoice on your account.",
+                          visit.session.return_url)
+    name, content = await run_in_threadpool(invoice_pdf, engine, found.id)
+    return Response(content, media_type="application/pdf", headers={
+        **HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/subscriptions/{subscription_id}")
@@ -222,7 +265,7 @@ async def subscription(request: Request, subscription_id: str, visit: VisitDep,
 async def _subscription_page(request: Request, visit: Visit, state: SubscriptionState,
                              payments, settings, now, *, notice: str | None = None,
                              error: str | None = None, status: int = 200) -> Response:
-    card = await run_in_threadpool(billing.default_payment_method, payments, state.customer_id)
+    card = await run_in_threadpool(_card, payments, state.customer_id)
     summary = present.summarize(state, now)
     return _page(request, "subscription.html", status, **_base(
         visit, title=summary.plan, sub=summary, card=card, notice=notice, error=error,
@@ -321,7 +364,7 @@ def _test_mode(settings) -> bool:
 @router.get("/payment_method")
 async def payment_method_page(request: Request, visit: VisitDep, payments: PaymentsDep,
                               settings: SettingsDep, done: str | None = None) -> Response:
-    card = await run_in_threadpool(billing.default_payment_method, payments, visit.customer_id)
+    card = await run_in_threadpool(_card, payments, visit.customer_id)
     return _page(request, "payment_method.html", **_base(
         visit, title="Update your card", card=card, test_mode=_test_mode(settings),
         notice="Your card is saved. Future charges use it." if done else None))
@@ -348,7 +391,7 @@ async def payment_method(request: Request, visit: VisitDep, engine: EngineDep,
         except DeadlineExceeded as err:
             raise _unavailable(visit) from err
     if error is not None:
-        card = await run_in_threadpool(billing.default_payment_method, payments, customer.id)
+        card = await run_in_threadpool(_card, payments, customer.id)
         return _page(request, "payment_method.html", 422, **_base(
             visit, title="Update your card", card=card, test_mode=_test_mode(settings),
             error=error))

@@ -13,7 +13,11 @@ from datetime import datetime
 from api.preview import CancellationPreview
 from domain.model import Status, SubscriptionState
 from domain.plans import Plan
+from invoices.kinds import kind_of
+from invoices.pdf import ZERO_DECIMAL
+from invoices.types import InvoiceRecord
 from ledger.results import Balances
+from payments.records import CardOnFile
 
 STATUS_WORDS = {
     Status.SCHEDULED: "Starts later",
@@ -48,7 +52,7 @@ def when(at: datetime) -> str:
 
 def money(amount: int, currency: str) -> str:
     symbol = _SYMBOLS.get(currency.lower())
-    value = f"{amount / 100:,.2f}"
+    value = f"{amount:,}" if currency.lower() in ZERO_DECIMAL else f"{amount / 100:,.2f}"
     return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
 
 
@@ -212,3 +216,58 @@ def cancel_effects(preview: CancellationPreview) -> list[str]:
     if preview.default_payment_method:
         out.append("Your card stays on file but is not charged again for this subscription.")
     return out
+
+
+_BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express",
+           "discover": "Discover", "diners": "Diners Club", "jcb": "JCB",
+           "unionpay": "UnionPay", "cartes_bancaires": "Cartes Bancaires"}
+
+
+@dataclass(frozen=True)
+class Card:
+    """The card on file as the page names it: "Visa ending 4242", or its id when Stripe did
+    not say (``is_id``: the page shows it as code)."""
+
+    text: str
+    is_id: bool
+
+
+def card(on_file: CardOnFile | None) -> Card | None:
+    if on_file is None:
+        return None
+    if on_file.brand and on_file.last4:
+        brand = _BRANDS.get(on_file.brand, on_file.brand.replace("_", " ").title())
+        return Card(f"{brand} ending {on_file.last4}", is_id=False)
+    return Card(on_file.payment_method, is_id=True)
+
+
+INVOICE_STATUS_WORDS = {
+    "paid": "Paid",
+    "open": "Not paid yet",
+    "uncollectible": "Payment failed",
+    "void": "Cancelled, nothing to pay",
+}
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    id: str
+    number: str
+    date: str
+    what: str
+    status: str
+    paid: bool
+    total: str
+
+
+def day(at: datetime) -> str:
+    """A day people read: "24 December 2026"."""
+    return f"{at.day} {at:%B %Y}"
+
+
+def invoice_row(invoice: InvoiceRecord) -> InvoiceRow:
+    return InvoiceRow(id=invoice.id, number=invoice.display_number,
+                      date=day(invoice.created_at), what=kind_of(invoice.kind).title,
+                      status=INVOICE_STATUS_WORDS[invoice.status],
+                      paid=invoice.status == "paid",
+                      total=money(invoice.total, invoice.currency))

@@ -23,6 +23,11 @@ class RecordingGateway(StripeGateway):
         self.created_intents: list[str] = []
         self.confirms = 0
         self.refunds_created: list[str] = []
+        self.card_lookups = 0
+
+    def card_of(self, *args, **kwargs):
+        self.card_lookups += 1
+        return super().card_of(*args, **kwargs)
 
     def create_payment_intent(self, *args, **kwargs):
         intent = super().create_payment_intent(*args, **kwargs)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from payments import store
 from payments.errors import NonRetryableGatewayError, PaymentRequestError
+from payments.records import CardOnFile
 from store.engine import get_engine
 from tests.fakes_stripe import CARD_OK
 
@@ -40,3 +42,19 @@ def test_errors(service):
     service.create_customer("cust_c")
     with pytest.raises(NonRetryableGatewayError):  # localstripe: 404 for an unknown method
         service.set_default_payment_method("cust_c", "pm_does_not_exist")
+
+
+def test_the_card_on_file_by_brand_and_last_four_one_lookup_per_card(service, gateway, engine):
+    service.create_customer("cust_card", email="c@example.com")
+    assert service.card_on_file("cust_card") is None  # no payment method: nothing to look up
+    pm = service.add_test_card("cust_card", "4000000000000341").default_payment_method
+    assert service.card_on_file("cust_card") == CardOnFile(payment_method=pm, brand="visa",
+                                                           last4="0341")
+    assert service.card_on_file("cust_card").last4 == "0341"
+    assert gateway.card_lookups == 1  # a card never changes: the second view asks no one
+
+    store.set_default_payment_method(engine, "cust_card", "pm_unknown_to_stripe")
+    for _ in range(2):  # Stripe says 404: the id, and no second lookup for a while
+        assert service.card_on_file("cust_card") == CardOnFile(
+            payment_method="pm_unknown_to_stripe")
+    assert gateway.card_lookups == 2

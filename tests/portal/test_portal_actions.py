@@ -52,8 +52,7 @@ async def test_pause_resume_offer_and_card_through_the_portal(api, org):
     r = await api.post("/portal/payment_method", data={"csrf_token": csrf,
                                                        "payment_method": "4000 0000 0000 0341"})
     assert r.status_code == 303
-    card = (await api.get(f"/v1/customers/{customer['id']}", headers=org.owner)).json()
-    assert card["default_payment_method"] in (await api.get(r.headers["location"])).text
+    assert "Card on file: Visa ending 0341." in (await api.get(r.headers["location"])).text
 
     r = await api.post(f"{page}/cancel", data={"csrf_token": csrf, "mode": "immediately",
                                                "reason": "unused"})

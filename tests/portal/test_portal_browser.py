@@ -161,6 +161,19 @@ async def test_cancel_at_period_end_with_a_reason_then_reactivate(stack: Stack):
     await page.get_by_label("Card number").fill("4242 4242 4242 4242")
     await page.get_by_role("button", name="Save card").click()
     await page.get_by_role("status").wait_for()
+
+    await page.goto(f"{stack.base}/portal")
+    assert await page.get_by_test_id("card").inner_text() == "Visa ending 4242"
+    r = await stack.api.get("/v1/invoices", params={"customer": customer["id"]},
+                            headers=stack.owner)
+    number = r.json()["data"][-1]["number"]  # the first period's; the top-up's is newer
+    await page.goto(f"{stack.base}/portal/invoices")
+    row = page.get_by_test_id("invoice").filter(has_text=number)
+    assert "Subscription" in await row.inner_text() and "Paid" in await row.inner_text()
+    await screenshot(page, "10-invoices")
+    async with page.expect_download() as download:
+        await row.get_by_role("link", name=f"Download PDF of {number}").click()
+    assert (await download.value).suggested_filename == f"{number}.pdf"
     await context.close()
 
 

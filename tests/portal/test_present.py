@@ -9,7 +9,9 @@ from pathlib import Path
 from api.portal import present
 from domain.model import Status
 from domain.requests import Cancel, Reactivate
+from invoices.types import InvoiceRecord
 from ledger.results import Balances
+from payments.records import CardOnFile
 from tests.domain.helpers import SECOND, Driver, at
 
 T0 = at(2024, 1, 31, 12)
@@ -65,3 +67,26 @@ def test_no_rule_number_reaches_the_page():
     texts += [str(v) for k, v in vars(present).items()
               if isinstance(v, str | dict) and not k.startswith("__")]
     assert not [t for t in texts if re.search(r"\bD\d{1,2}\b", t)]
+
+
+def test_the_card_by_brand_and_last_four_or_else_its_id():
+    assert present.card(CardOnFile(payment_method="pm_1", brand="visa", last4="4242")) == \
+        present.Card("Visa ending 4242", is_id=False)
+    assert present.card(CardOnFile(payment_method="pm_1", brand="amex", last4="0005")).text == \
+        "American Express ending 0005"
+    assert present.card(CardOnFile(payment_method="pm_1")) == present.Card("pm_1", is_id=True)
+    assert present.card(None) is None
+
+
+def test_an_invoice_row_in_plain_words():
+    invoice = InvoiceRecord(
+        id="in_1", number=7, display_number="INV-000007", organization_id="org_1",
+        customer_id="cus_1", subscription_id="sub_1", kind="renewal", period_key="p",
+        currency="usd", total=3000, amount_paid=0, status="uncollectible", lines=[],
+        created_at=T0)
+    row = present.invoice_row(invoice)
+    assert (row.number, row.date, row.what, row.status, row.total, row.paid) == (
+        "INV-000007", "31 January 2024", "Subscription renewal", "Payment failed", "$30.00",
+        False)
+    assert present.money(500, "jpy") == "500 JPY"
+    assert set(present.INVOICE_STATUS_WORDS) == {"open", "paid", "void", "uncollectible"}
