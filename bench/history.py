@@ -1,7 +1,8 @@
 """History growth: one subscription on a monthly plan for Y years on the time-skipping server
 (the real worker, localstripe, SQLite). It is cancelled ``at_date`` Y years out, so the workflow
-completes by itself while the test server skips time; then the continue-as-new chain is walked
-backwards from the last run, counting the events and bytes of every run's history."""
+completes by itself while the test server skips time; then the continue-as-new chain (a run
+spans renewals up to RUN_EVENTS_BOUND events) is walked backwards from the last run, counting
+the events and bytes of every run's history."""
 
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ commands it gets back through activities: each Stripe call (charge, refund, pend
 its own activity, and the ledger and event writes of a decision go together through one local
 activity (``apply_effects``). Signals and updates (one name per request, its kind:
 contract.REQUEST_TYPES) share one inbox processed by the main loop, so every request takes the
-same path, strictly one at a time, always after the transitions due at that instant. It continues as new after each renewal, once all handlers
-have finished, so history stays bounded for the lifetime of a subscription.
+same path, strictly one at a time, always after the transitions due at that instant. A run
+spans many renewals: it continues as new (once all handlers have finished) when its history
+reaches RUN_EVENTS_BOUND events, when a newer rule version can be applied, when the server
+suggests it or when a new build became current, so history stays bounded for the lifetime of
+a subscription without a new run (and its server cost) every period.
 """
 
 from __future__ import annotations
@@ -91,6 +94,16 @@ PATCH_RULES_V3 = "rules-v3-decline-aware-dunning"
 # subscriptions start on it and running ones move to it at continue-as-new; histories recorded
 # before this patch keep the version they had, so their upgrades wait for the period end.
 PATCH_RULES_V4 = "rules-v4-prorated-upgrades"
+# A run spans renewals and continues as new only when that is worth it (_should_continue_as_new).
+# Histories recorded before it continued as new after every renewal, and replay so.
+PATCH_RUNS_SPAN_PERIODS = "runs-span-periods"
+# The history length (events) at which a run continues as new at its next idle point. A plain
+# renewal adds about 13 events, so a monthly run lasts about a year: far below the server's
+# 4,096-event suggestion (and 50 MB). Bounded by replay: a worker that no longer caches the run
+# (a month between renewals) replays it at its next renewal, about 0.24 ms of worker CPU per
+# event here, so at most ~50 ms (README "Benchmarks"). Changing it changes commands of running
+# histories: do it behind a new patch.
+RUN_EVENTS_BOUND = 200
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -199,13 +212,28 @@ class SubscriptionWorkflow:
                                  initial_versioning_behavior=upgrade)
 
     def _should_continue_as_new(self) -> bool:
-        """After a renewal; when the history grows long; or when a new build became current
-        (Worker Versioning: a run with no timer, e.g. held or unpaid, moves at its next
-        request instead of staying on the old build)."""
+        """When the server suggests it; when a new build became current (Worker Versioning: a
+        run with no timer, e.g. held or unpaid, moves at its next request instead of staying
+        on the old build); at the first idle point after RUN_EVENTS_BOUND events; and after a
+        renewal when a newer rule version can be applied (rules change at continue-as-new).
+        Histories recorded before PATCH_RUNS_SPAN_PERIODS continued as new after every
+        renewal; the patch is asked only where the two rules can differ."""
         info = workflow.info()
-        return (self.state.period_index != self.started_period
-                or info.is_continue_as_new_suggested()
-                or info.is_target_worker_deployment_version_changed())
+        if (info.is_continue_as_new_suggested()
+                or info.is_target_worker_deployment_version_changed()):
+            return True
+        renewed = self.state.period_index != self.started_period
+        long = info.get_current_history_length() >= RUN_EVENTS_BOUND
+        if not (renewed or long):
+            return False
+        if not self._runs_span_periods():
+            return renewed
+        return long or (lifecycle.rules_upgradable(self.state)
+                        and lifecycle.rules_upgradable(self.state, self._newest_rules()))
+
+    @staticmethod
+    def _runs_span_periods() -> bool:
+        return workflow.patched(PATCH_RUNS_SPAN_PERIODS)
 
     async def _catch_up(self) -> None:
         """Apply every transition due now (renewals, ends, retries) before any request."""

@@ -6,7 +6,7 @@
 
 Each scenario drives one subscription through the real worker (workflow + every activity) on a
 fresh time-skipping Temporal server, localstripe and a throw-away SQLite file, then writes the
-history of every run of the workflow (continue-as-new starts a new run after each renewal) to
+history of every run of the workflow (continue-as-new starts a new run) to
 ``histories/<generation>/<scenario>-run<N>.json``. Re-record only on purpose: the committed
 files are the histories that running subscriptions in production would have, so replaying them
 proves a workflow change is safe for those subscriptions. A change that fails the replay goes
@@ -28,7 +28,9 @@ waits for a new card until the grace ends, a 3-D Secure decline recovered by a n
 a version-2 subscription whose hard decline is retried on the schedule before it moves to
 version 3) and ``rules-v4`` (mid-period upgrades prorated at once, PATCH_RULES_V4; adds an
 upgrade whose proration is declined, then charged once although its answer is lost, and a
-version-3 subscription whose upgrade waits for the period end before it moves to version 4).
+version-3 subscription whose upgrade waits for the period end before it moves to version 4;
+recorded with PATCH_RUNS_SPAN_PERIODS, so plain renewals stay in one run; the small
+``runs-span-periods`` generation before it was recorded on rule version 3).
 Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
 fail.
 """
@@ -171,7 +173,8 @@ class Run:
 
 
 async def renewals(run: Run) -> None:
-    """Two renewals: each one charges, grants credits and continues as new."""
+    """Two renewals, each charging and granting credits (before PATCH_RUNS_SPAN_PERIODS each
+    continued as new; since, both are in one run)."""
     await run.start()
     await run.renew()
     await run.renew()
@@ -549,6 +552,23 @@ async def v3_upgrade_at_period_end(run: Run) -> None:
     assert s.plan.id == "team-monthly" and s.rules == lifecycle.CURRENT_RULES, s
 
 
+async def renewals_past_bound(run: Run) -> None:
+    """PATCH_RUNS_SPAN_PERIODS: renewals in one run, a cancel and a reactivate between two of
+    them, until the run passes RUN_EVENTS_BOUND and continues as new; then two more."""
+    await run.start()
+    for n in range(16):
+        if n == 3:
+            await client_ops.send(run.client, run.sub_id, Cancel(mode="at_period_end"))
+            await client_ops.send(run.client, run.sub_id, Reactivate())
+        await run.renew()
+
+
+# Recorded only into the small generation ``runs-span-periods`` (histories of the first code
+# whose runs span renewals): ``--out tests/replay/histories/runs-span-periods renewals
+# renewals_past_bound``. Not part of every generation.
+EXTRA: dict[str, Callable[[Run], Awaitable[None]]] = {"renewals_past_bound": renewals_past_bound}
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     f.__name__: f for f in (renewals, cancel_at_period_end, cancel_immediately_refund,
                             reactivate, postpone, dunning_recovers, dunning_cancels,
@@ -590,7 +610,7 @@ async def record(name: str, localstripe_url: str, workdir: Path,
     try:
         async with build_worker(env.client, settings):
             run = Run(env, settings, name, proxy)
-            await SCENARIOS[name](run)
+            await (SCENARIOS.get(name) or EXTRA[name])(run)
             written = []
             wid = contract.workflow_id(run.sub_id)
             for n, run_id in enumerate(await run_chain(env.client, wid), start=1):
@@ -613,7 +633,7 @@ async def main(argv: list[str]) -> None:
                         help=f"directory to write (default: {CURRENT.name}, the newest "
                              "generation)")
     args = parser.parse_args(argv)
-    if unknown := set(args.names) - set(SCENARIOS):
+    if unknown := set(args.names) - set(SCENARIOS) - set(EXTRA):
         parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
     args.out.mkdir(parents=True, exist_ok=True)
     stripe = start_localstripe()
