@@ -18,15 +18,16 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/python -m devstack
 
-# Three pytest workers on two cores: the fault tests spend most of their time waiting on real
-# time (outages, heartbeat timeouts, short billing periods), so a third worker fills it.
-# PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb).
-PYTEST_XDIST ?= 3
+# Six pytest workers on two cores: most of the suite's time is spent waiting on real time
+# (outages, heartbeat timeouts, short billing periods, killed and restarted processes, the
+# browser), not on the CPU; worksteal hands a finished worker the tests still queued on a busy
+# one. PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb).
+PYTEST_XDIST ?= 6
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) --dist worksteal $(PYTEST_ARGS)
 
 worker: $(STAMP)
 	$(BIN)/python -m workers.main
