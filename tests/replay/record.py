@@ -463,11 +463,9 @@ async def action_required_recovers(run: Run) -> None:
     await run.renew()
 
 
-async def v2_hard_decline_retried(run: Run) -> None:
-    """A subscription still on rule version 2 (a run started with the state an older run
-    handed on): a soft decline at the renewal, then a hard one on the retry, which version 2
-    retries on the schedule; that retry pays, and the next renewal's continue-as-new moves it
-    to version 3."""
+async def _started_on_rules(run: Run, rules: int) -> SubscriptionState:
+    """A paid, active subscription on an older rule version, as a run started with the state
+    an older run handed on (what a subscription from before that version's patch carries)."""
     if not run.payments.get_customer(run.customer):
         run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
                                      name="Ada")
@@ -476,14 +474,22 @@ async def v2_hard_decline_retried(run: Run) -> None:
     created = lifecycle.create(NewSubscription(
         id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
         plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
-        requested_by=Actor(kind="operator", id="replay")), now, rules=2).state
+        requested_by=Actor(kind="operator", id="replay")), now, rules=rules).state
     paid = lifecycle.apply_outcome(created, PaymentOutcome(
         idempotency_key=created.awaiting_charge, status="succeeded",
         amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
     await run.client.start_workflow(
         SubscriptionWorkflow.run, SubscriptionInput(state=paid),
         id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
-    s = await run.wait(lambda s: s.status.value == "active")
+    return await run.wait(lambda s: s.status.value == "active")
+
+
+async def v2_hard_decline_retried(run: Run) -> None:
+    """A subscription still on rule version 2 (a run started with the state an older run
+    handed on): a soft decline at the renewal, then a hard one on the retry, which version 2
+    retries on the schedule; that retry pays, and the next renewal's continue-as-new moves it
+    to version 3."""
+    s = await _started_on_rules(run, 2)
     run.card(CARD_DECLINED)
     await run.skip_to(s.current_period_end + MINUTE)
     s = await run.wait(lambda s: s.status.value == "past_due" and s.awaiting_charge is None)
@@ -529,22 +535,7 @@ async def v3_upgrade_at_period_end(run: Run) -> None:
     """A subscription still on rule version 3: its upgrade waits for the period end (no
     charge now), the renewal charges the new plan, and that renewal's continue-as-new moves
     it to version 4."""
-    if not run.payments.get_customer(run.customer):
-        run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
-                                     name="Ada")
-    run.card(CARD_OK)
-    now = await run.env.get_current_time()
-    created = lifecycle.create(NewSubscription(
-        id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
-        plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
-        requested_by=Actor(kind="operator", id="replay")), now, rules=3).state
-    paid = lifecycle.apply_outcome(created, PaymentOutcome(
-        idempotency_key=created.awaiting_charge, status="succeeded",
-        amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
-    await run.client.start_workflow(
-        SubscriptionWorkflow.run, SubscriptionInput(state=paid),
-        id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
-    s = await run.wait(lambda s: s.status.value == "active")
+    s = await _started_on_rules(run, 3)
     await run.skip_to(s.current_period_start + timedelta(days=10))
     s = await client_ops.send(run.client, run.sub_id, ChangePlan(plan=run.plan("team-monthly")))
     assert s.rules == 3 and s.plan.id == "pro-monthly" and s.pending_plan is not None, s
