@@ -394,18 +394,7 @@ async def v1_unpaid_recovers_late(run: Run) -> None:
     (continue-as-new after those renewals) is on the current rules."""
     run.settings = run.settings.model_copy(update={
         "dunning": DunningSettings(final_action="unpaid")})
-    if not run.payments.get_customer(run.customer):
-        run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
-                                     name="Ada")
-    run.card(CARD_OK)
-    now = await run.env.get_current_time()
-    created = lifecycle.create(NewSubscription(
-        id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
-        plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
-        requested_by=Actor(kind="operator", id="replay")), now, rules=1).state
-    paid = lifecycle.apply_outcome(created, PaymentOutcome(
-        idempotency_key=created.awaiting_charge, status="succeeded",
-        amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
+    paid = await _paid_on_rules(run, 1)
     carried = paid.model_dump(mode="json")
     del carried["rules"]  # what code from before rule versions wrote
     await run.client.start_workflow(
@@ -463,9 +452,9 @@ async def action_required_recovers(run: Run) -> None:
     await run.renew()
 
 
-async def _started_on_rules(run: Run, rules: int) -> SubscriptionState:
-    """A paid, active subscription on an older rule version, as a run started with the state
-    an older run handed on (what a subscription from before that version's patch carries)."""
+async def _paid_on_rules(run: Run, rules: int) -> SubscriptionState:
+    """The state an older run would hand on: a paid first period on rule version ``rules``
+    (the customer exists at Stripe with a good card)."""
     if not run.payments.get_customer(run.customer):
         run.payments.create_customer(run.customer, email=f"{run.customer}@example.com",
                                      name="Ada")
@@ -475,9 +464,15 @@ async def _started_on_rules(run: Run, rules: int) -> SubscriptionState:
         id=run.sub_id, customer_id=run.customer, organization_id="org_replay",
         plan=run.plan("pro-monthly"), policy=client_ops.policy_from_settings(run.settings),
         requested_by=Actor(kind="operator", id="replay")), now, rules=rules).state
-    paid = lifecycle.apply_outcome(created, PaymentOutcome(
+    return lifecycle.apply_outcome(created, PaymentOutcome(
         idempotency_key=created.awaiting_charge, status="succeeded",
         amount=created.plan.amount, payment_intent_id="pi_earlier_run"), now).state
+
+
+async def _started_on_rules(run: Run, rules: int) -> SubscriptionState:
+    """A paid, active subscription on an older rule version, as a run started with the state
+    an older run handed on (what a subscription from before that version's patch carries)."""
+    paid = await _paid_on_rules(run, rules)
     await run.client.start_workflow(
         SubscriptionWorkflow.run, SubscriptionInput(state=paid),
         id=contract.workflow_id(run.sub_id), task_queue=run.settings.temporal.task_queue)
