@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import parse_qsl, urlsplit
 
+from devstack.processes import stop
+
 DECLINED_CARDS = {"4000000000000002": "generic_decline", "4000000000009995": "insufficient_funds"}
 _ids = itertools.count(1)
 
@@ -232,13 +234,7 @@ class FastStripe:
             f"{self.url}/bench/limit{query}", method="POST"), timeout=30).close()
 
     def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop(self.process, timeout=5)
         if not self.log.closed:
             self.log.close()
         return ""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from config.settings import REPO_ROOT
 from devstack.__main__ import SEARCH_ATTRIBUTES
+from devstack.processes import stop
 from tests.fakes_stripe import LocalStripe, free_port, start_localstripe
 
 BIN = Path(sys.executable).parent
@@ -90,13 +91,7 @@ class Child:
         return self.log.read()[-n:].decode(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop(self.process, timeout=10)
         if not self.log.closed:
             self.log.close()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from config.settings import StripeSettings
+from devstack.processes import stop
 
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000341"  # attaches, then every charge is declined
@@ -47,13 +48,7 @@ class LocalStripe:
 
     def stop(self) -> str:
         """Stop the process; return the end of its log (for error messages)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop(self.process, timeout=5)
         if self.log.closed:
             return ""
         self.log.seek(0)

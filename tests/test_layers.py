@@ -38,6 +38,8 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("bench", "workers"): "benchmarks start real workers",
     ("bench", "devstack"): "benchmarks run against the local stack",
     ("subscription_testing", "workers"): "the testing kit runs the real worker",
+    ("subscription_testing", "devstack"): "the kit stops localstripe as the local stack stops "
+                                          "its processes (devstack.processes.stop)",
 }
 
 
