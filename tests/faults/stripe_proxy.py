@@ -6,8 +6,11 @@ full renewal through the workflow: a fault can answer 500/429 without forwarding
 request and lose the answer (the charge happened, the worker never hears of it), forward and
 answer too late for the client's timeout, or hold a request until the test lets it go (to kill
 a worker while its Stripe call is in flight). With ``max_per_second`` it also enforces a rate
-limit as Stripe does: a request above that many in the last second (sliding window, plus
-``slack`` for network jitter) is answered 429 without being forwarded.
+limit as Stripe's own limiter does, with a token bucket: ``max_per_second`` tokens a second, at
+most ``burst`` saved up; a request finding no token is answered 429 without being forwarded.
+The saved tokens absorb requests that leave their sender in their slot but arrive bunched
+(a process descheduled for half a second on a loaded machine), while a sender that goes over
+the rate for longer than ``burst`` requests is refused as Stripe would refuse it.
 """
 
 from __future__ import annotations
@@ -45,16 +48,19 @@ class StripeProxy:
     """``faults`` is a queue: each one applies to the first request it matches, once."""
 
     def __init__(self, upstream: str, *, max_per_second: float | None = None,
-                 slack: int = 2) -> None:
+                 burst: float | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
         self._lock = threading.Lock()
-        # Rate mode: at most max_per_second + slack requests in any one second (the client's
-        # limiter allows rate + 1; one more for jitter between its clock and ours).
-        self.allowed = None if max_per_second is None else int(max_per_second) + slack
+        # Rate mode: a token bucket (default burst: one second's worth of requests).
+        self.rate = max_per_second
+        self.burst = (None if max_per_second is None
+                      else float(burst if burst is not None else max_per_second))
+        self._tokens = self.burst or 0.0
+        self._refilled = time.monotonic()
         self.rate_limited = 0  # requests answered 429
-        self.peak = 0  # most requests forwarded within one second
+        self.peak = 0  # most requests forwarded within one second (sliding window)
         self._window: deque[float] = deque()
         proxy = self
 
@@ -118,16 +124,19 @@ class StripeProxy:
                                         daemon=True)
 
     def _admit(self) -> bool:
-        """Rate mode: is this request within the last second's allowance?"""
-        if self.allowed is None:
+        """Rate mode: is there a token for this request?"""
+        if self.rate is None:
             return True
         now = time.monotonic()
         with self._lock:
-            while self._window and self._window[0] <= now - 1.0:
-                self._window.popleft()
-            if len(self._window) >= self.allowed:
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate)
+            self._refilled = now
+            if self._tokens < 1:
                 self.rate_limited += 1
                 return False
+            self._tokens -= 1
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
             self._window.append(now)
             self.peak = max(self.peak, len(self._window))
             return True
