@@ -33,8 +33,9 @@ from accounts import keys
 from bench.burst import stripe_settings, worker_env
 from bench.floor import UPDATE as FLOOR_UPDATE
 from bench.floor import WORKFLOW_TYPE as FLOOR_WORKFLOW
-from bench.stack import Child, TemporalServer, free_port, start_localstripe, wait_port
-from config.settings import Settings, TemporalSettings
+from bench.stack import (Child, TemporalServer, free_port, start_localstripe, start_smtp_sink,
+                         wait_port)
+from config.settings import NotificationSettings, Settings, TemporalSettings
 from domain.requests import Cancel, Reactivate
 from store.engine import get_engine
 from store.migrate import upgrade
@@ -90,8 +91,11 @@ async def run(clients: int, rounds: int, db: str, make_db, single_rounds: int = 
         server = None
         try:
             server = TemporalServer()
+            smtp, smtp_port = start_smtp_sink()
+            children.append(smtp)
             settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, 1000),
-                                temporal=TemporalSettings(address=server.address))
+                                temporal=TemporalSettings(address=server.address),
+                                notifications=NotificationSettings(smtp_port=smtp_port))
             env = worker_env(settings, "bench-api")
             port = free_port()
 
@@ -107,8 +111,11 @@ async def run(clients: int, rounds: int, db: str, make_db, single_rounds: int = 
                 "worker": start("worker", "workers.main", {}),
                 "floor_worker": start("floor-worker", "bench.floor",
                                       {"SUBS_TEMPORAL__TASK_QUEUE": FLOOR_QUEUE}),
+                # All callers share one API key: the per-key limit (20/s by default) would
+                # measure itself, not the path.
                 "api": start("api", "api", {"SUBS_API_HOST": "127.0.0.1",
-                                            "SUBS_API_PORT": str(port)}),
+                                            "SUBS_API_PORT": str(port),
+                                            "SUBS_API__RATE_LIMIT_PER_SECOND": "0"}),
                 "server": server.child,
             }
             wait_port(port, 60, processes["api"].process)

@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from bench.fast_stripe import FastStripe
-from bench.stack import Child, TemporalServer, cpu_seconds, rss_mb
-from config.settings import Settings, StripeSettings, TemporalSettings
+from bench.stack import Child, TemporalServer, cpu_seconds, rss_mb, start_smtp_sink
+from config.settings import NotificationSettings, Settings, StripeSettings, TemporalSettings
 from domain.lifecycle import NewSubscription
 from domain.periods import period_key
 from domain.plans import Plan
@@ -83,6 +83,8 @@ def worker_env(settings: Settings, task_queue: str) -> dict[str, str]:
         "SUBS_STRIPE__API_BASE": settings.stripe.api_base or "",
         "SUBS_STRIPE__MAX_REQUESTS_PER_SECOND": str(settings.stripe.max_requests_per_second),
         "SUBS_STRIPE__CONFIRM_OFF_SESSION": "false",
+        "SUBS_NOTIFICATIONS__SMTP_HOST": settings.notifications.smtp_host,
+        "SUBS_NOTIFICATIONS__SMTP_PORT": str(settings.notifications.smtp_port),
         "SUBS_LOG_LEVEL": "WARNING",
     }
 
@@ -230,8 +232,10 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
     if fast:
         stripe.set_limit(sc.stripe_limit)
     server = TemporalServer()
+    smtp, smtp_port = start_smtp_sink()
     settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, sc.rate),
-                        temporal=TemporalSettings(address=server.address))
+                        temporal=TemporalSettings(address=server.address),
+                        notifications=NotificationSettings(smtp_port=smtp_port))
     queue = f"bench-{sc.name}"
     module = "workers.main" if sc.kind == "core" else "bench.baseline"
     pool = [Child.start(f"worker-{sc.name}-{k}", [_python(), "-m", module],
@@ -315,6 +319,7 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
         for w in pool:
             w.stop()
         server.stop()
+        smtp.stop()
 
 
 def stripe_cpu(server) -> float:

@@ -23,7 +23,7 @@ from tests.fakes_stripe import LocalStripe, free_port, start_localstripe
 BIN = Path(sys.executable).parent
 
 __all__ = ["LocalStripe", "start_localstripe", "free_port", "TemporalServer", "Child",
-           "rss_mb", "cpu_seconds", "wait_port"]
+           "rss_mb", "cpu_seconds", "wait_port", "start_smtp_sink"]
 
 
 def rss_mb(pid: int) -> dict[str, float]:
@@ -94,6 +94,18 @@ class Child:
         stop(self.process, timeout=10)
         if not self.log.closed:
             self.log.close()
+
+
+def start_smtp_sink() -> tuple[Child, int]:
+    """An SMTP server that accepts every message and drops it (aiosmtpd's Sink handler), so
+    the worker's emails cost what delivering them costs in production; with nothing listening
+    each one was refused, marked failed and tried again later, every time at a cost of its
+    own."""
+    port = free_port()
+    child = Child.start("smtp", [sys.executable, "-m", "aiosmtpd", "-n", "-l",
+                                 f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"])
+    wait_port(port, 30, child.process)
+    return child, port
 
 
 # Optional pragmas for the dev server's own SQLite store (bench --server-pragma): its default
