@@ -15,9 +15,10 @@ a subscription without a new run (and its server cost) every period.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import (RawValue, RetryPolicy, SearchAttributePair,
@@ -104,6 +105,11 @@ PATCH_RUNS_SPAN_PERIODS = "runs-span-periods"
 # event here, so at most ~50 ms (README "Benchmarks"). Changing it changes commands of running
 # histories: do it behind a new patch.
 RUN_EVENTS_BOUND = 200
+# The main loop keeps its timer while a request leaves the next wake-up where it was (cancel at
+# the period end, reactivate, most requests): no TimerCanceled and TimerStarted in history,
+# and no timer task written and deleted on the server, for each request. Histories recorded
+# before it started a new timer each time the loop waited, and replay so.
+PATCH_KEPT_TIMER = "kept-timer"
 # Local activity: runs in the worker inside the workflow task. Retries back off in the worker
 # (then through timers) until the database is back; the writes are idempotent.
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -138,6 +144,10 @@ class SubscriptionWorkflow:
         self.idle = False
         # The decline of an upgrade's prorated charge: the answer to the request being handled.
         self.declined: RequestRefused | None = None
+        # The main loop's timer and the wake-up it is for (PATCH_KEPT_TIMER, _wait_kept).
+        self.kept_timer: bool | None = None
+        self.timer: asyncio.Future | None = None
+        self.timer_due: datetime | None = None
 
     # Main loop ---------------------------------------------------------------------------
 
@@ -164,13 +174,17 @@ class SubscriptionWorkflow:
                 continue
             self._sync_search_attributes()
             wake = lifecycle.next_wakeup(self.state)
-            timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
             self.idle = True
-            try:
-                await workflow.wait_condition(lambda: bool(self.inbox), timeout=timeout)
-            except TimeoutError:
-                pass
+            if self._keeps_timer():
+                await self._wait_kept(wake)
+            else:
+                timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
+                try:
+                    await workflow.wait_condition(lambda: bool(self.inbox), timeout=timeout)
+                except TimeoutError:
+                    pass
             self.idle = False
+        self._drop_timer()
         # Ended: answer anything still queued (it is refused: the subscription is over).
         for item in self.inbox:
             self._refuse(item, lifecycle.ended_refusal(item.request))
@@ -178,7 +192,32 @@ class SubscriptionWorkflow:
         self._sync_search_attributes()
         self.idle = True
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+        return _answer(self.state)
+
+    def _keeps_timer(self) -> bool:
+        """Asked once per run, at its first wait (PATCH_KEPT_TIMER)."""
+        if self.kept_timer is None:
+            self.kept_timer = workflow.patched(PATCH_KEPT_TIMER)
+        return self.kept_timer
+
+    async def _wait_kept(self, wake: datetime | None) -> None:
+        """Until a request arrives or ``wake`` comes, on the timer already running for it if
+        there is one: a request that did not move the wake-up leaves it alone."""
+        if self.timer_due != wake or (self.timer is not None and self.timer.done()):
+            self._drop_timer()
+        if self.timer is None and wake is not None:
+            delay = wake - workflow.now()
+            if delay <= timedelta(0):
+                return  # due now: the loop catches up at once
+            self.timer, self.timer_due = asyncio.ensure_future(workflow.sleep(delay)), wake
+        timer = self.timer
+        await workflow.wait_condition(
+            lambda: bool(self.inbox) or (timer is not None and timer.done()))
+
+    def _drop_timer(self) -> None:
+        if self.timer is not None and not self.timer.done():
+            self.timer.cancel()
+        self.timer, self.timer_due = None, None
 
     @staticmethod
     def _newest_rules() -> int:
@@ -498,7 +537,7 @@ class SubscriptionWorkflow:
 
     @workflow.query(name=contract.QUERY_STATE)
     def query_state(self) -> SubscriptionState:
-        return self.state
+        return _answer(self.state) if self.state else self.state
 
     @workflow.query(name=contract.QUERY_EVENTS)
     def query_events(self) -> list[Event]:
@@ -563,7 +602,7 @@ class SubscriptionWorkflow:
         await workflow.wait_condition(lambda: item.done)
         if item.error is not None:
             raise _application_error(item.error)
-        return item.result
+        return _answer(item.result)
 
     def _validate(self, request: Request) -> None:
         if self.state is None:
@@ -592,7 +631,16 @@ class SubscriptionWorkflow:
         model is written): what a caller that just started the workflow waits for, in one
         call instead of polling. Changes nothing, so it needs no validator."""
         await workflow.wait_condition(lambda: self.idle)
-        return self.state
+        return _answer(self.state)
+
+
+def _answer(state: SubscriptionState) -> SubscriptionState:
+    """The state as callers get it (an update's answer, the ``state`` query, the finished
+    workflow's result): without its recent events. They are 25 full snapshots, 25 of the
+    26 KB of a state, which every update would otherwise store in history and send to its
+    caller; the ``events`` query and the event log serve them. Only answers change, no
+    command, so recorded histories replay."""
+    return state.model_copy(update={"recent_events": ()}) if state.recent_events else state
 
 
 class ForeignResult(RuntimeError):

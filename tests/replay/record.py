@@ -30,7 +30,9 @@ version 3) and ``rules-v4`` (mid-period upgrades prorated at once, PATCH_RULES_V
 upgrade whose proration is declined, then charged once although its answer is lost, and a
 version-3 subscription whose upgrade waits for the period end before it moves to version 4;
 recorded with PATCH_RUNS_SPAN_PERIODS, so plain renewals stay in one run; the small
-``runs-span-periods`` generation before it was recorded on rule version 3).
+``runs-span-periods`` generation before it was recorded on rule version 3) and
+``kept-timer`` (the main loop keeps its timer across a request that leaves the next wake-up
+where it was, PATCH_KEPT_TIMER; the same scenarios).
 Stripe is reached through tests/faults/stripe_proxy.py, so a scenario can make it
 fail.
 """
@@ -76,7 +78,7 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.types import SubscriptionInput
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-CURRENT = HISTORIES / "rules-v4"  # the newest generation: where recordings go
+CURRENT = HISTORIES / "kept-timer"  # the newest generation: where recordings go
 MINUTE = timedelta(minutes=1)
 
 

@@ -3,7 +3,8 @@ replay against the current SubscriptionWorkflow without a nondeterminism error. 
 generation (a directory: ``per-write`` recorded before PATCH_BATCHED_EFFECTS, ``batched``
 after, ``held`` with holds, ``rules-v2`` with rule versions, ``rules-v3`` with decline-aware
 dunning; the small ``runs-span-periods``: runs that span renewals; ``rules-v4`` with prorated
-mid-period upgrades, runs spanning renewals) holds the scenarios of its time;
+mid-period upgrades, runs spanning renewals; ``kept-timer``: the main loop's timer outlives
+a request that does not move the next wake-up) holds the scenarios of its time;
 old generations stay, because subscriptions started then are still running somewhere.
 
 A history stands for a subscription running in production when a new worker version is
@@ -49,7 +50,7 @@ from workflows.types import SubscriptionInput
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))
 GENERATIONS = {"per-write", "batched", "held", "rules-v2", "rules-v3", "runs-span-periods",
-               "rules-v4"}
+               "rules-v4", "kept-timer"}
 SCENARIOS = {"renewals", "cancel_at_period_end", "cancel_immediately_refund", "reactivate",
              "postpone", "dunning_recovers", "dunning_cancels"}
 HELD = {"held_charge", "held_refund"}  # recorded from the ``held`` generation on
@@ -63,7 +64,8 @@ SCENARIOS_OF = {"per-write": SCENARIOS, "batched": SCENARIOS, "held": SCENARIOS 
                 "rules-v2": SCENARIOS | HELD | RULES_V2,
                 "rules-v3": SCENARIOS | HELD | RULES_V2 | RULES_V3,
                 "runs-span-periods": {"renewals", "renewals_past_bound"},  # record.EXTRA
-                "rules-v4": SCENARIOS | HELD | RULES_V2 | RULES_V3 | RULES_V4}
+                "rules-v4": SCENARIOS | HELD | RULES_V2 | RULES_V3 | RULES_V4,
+                "kept-timer": SCENARIOS | HELD | RULES_V2 | RULES_V3 | RULES_V4}
 RUNNERS = {"unsandboxed": UnsandboxedWorkflowRunner(), "sandboxed": SandboxedWorkflowRunner()}
 
 
@@ -122,6 +124,7 @@ class SwappedFirstCommands(SubscriptionWorkflow):
     ("rules-v2", "Missing associated machine for LocalActivity"),
     ("rules-v3", "Missing associated machine for LocalActivity"),
     ("rules-v4", "Missing associated machine for LocalActivity"),
+    ("kept-timer", "Missing associated machine for LocalActivity"),
 ])
 async def test_a_reordered_workflow_fails_replay(generation: str, message: str):
     replayer = Replayer(workflows=[SwappedFirstCommands], data_converter=data_converter())
@@ -155,7 +158,8 @@ class FailsTheTaskOnAFailedCall(SubscriptionWorkflow):
         raise RuntimeError(f"activity {name} failed permanently: {err.cause}") from err
 
 
-@pytest.mark.parametrize("generation", ["held", "rules-v2", "rules-v3", "rules-v4"])
+@pytest.mark.parametrize("generation", ["held", "rules-v2", "rules-v3", "rules-v4",
+                                        "kept-timer"])
 @pytest.mark.parametrize("scenario", ["held_charge-run1", "held_refund-run1"])
 async def test_reverting_the_hold_fails_replay_of_held_histories(scenario: str, generation: str):
     replayer = Replayer(workflows=[FailsTheTaskOnAFailedCall],
@@ -232,3 +236,41 @@ async def test_applying_prorated_upgrades_to_version_3_fails_replay(monkeypatch)
     failures = await _replay_on_one_rule(monkeypatch, True, "v3_upgrade_at_period_end",
                                          "prorates_upgrades", "rules-v4")
     assert failures and "Nondeterminism" in failures[0], failures
+
+
+@workflow.defn(name=contract.WORKFLOW_TYPE, sandboxed=False)
+class TimerKeptWithoutPatch(SubscriptionWorkflow):
+    """The kept timer as a deploy without ``workflow.patched`` would run it."""
+
+    @workflow.run
+    async def run(self, inp: SubscriptionInput) -> SubscriptionState:
+        return await super().run(inp)
+
+    def _keeps_timer(self) -> bool:
+        return True
+
+
+@workflow.defn(name=contract.WORKFLOW_TYPE, sandboxed=False)
+class TimerNeverKept(SubscriptionWorkflow):
+    """The kept timer reverted: a new timer each time the loop waits."""
+
+    @workflow.run
+    async def run(self, inp: SubscriptionInput) -> SubscriptionState:
+        return await super().run(inp)
+
+    def _keeps_timer(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(("workflow_class", "generation"), [
+    (TimerKeptWithoutPatch, "rules-v4"), (TimerNeverKept, "kept-timer")])
+@pytest.mark.parametrize("scenario", ["reactivate-run1", "cancel_at_period_end-run1"])
+async def test_the_kept_timer_needs_its_patch(workflow_class, generation: str, scenario: str):
+    """A reactivate (or a cancel at the period end) leaves the wake-up where it was: histories
+    before PATCH_KEPT_TIMER cancel the timer and start it again there, histories after it do
+    not, so either loop replayed on the other's history issues other commands."""
+    replayer = Replayer(workflows=[workflow_class], data_converter=data_converter())
+    result = await replayer.replay_workflow(load(HISTORIES / generation / f"{scenario}.json"),
+                                            raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "Nondeterminism" in str(result.replay_failure), result.replay_failure
