@@ -90,27 +90,33 @@ def append_many(engine: Engine, events: list[Event], *,
                 in_transaction: InTransaction | None = None) -> int:
     """Store the events of one decision in one transaction (one commit, not one per event),
     with their projection and whatever ``in_transaction`` writes for each; returns how many
-    were new. Events already stored (a retried activity) are skipped."""
-    with Session(engine) as session:
-        stored = set(session.exec(select(SubscriptionEventRow.id).where(
-            SubscriptionEventRow.id.in_([e.id for e in events]))))
-    fresh = [e for e in events if e.id not in stored]
-    if not fresh:
+    were new. Events already stored (a retried activity) are skipped. The first try writes
+    without looking: a retry is rare, and a read before every write cost each request a
+    transaction of its own. A conflict then says which ones are stored; the rest are written
+    again, and a conflict that is not a stored event is raised, never taken for one."""
+    if not events:
         return 0
     try:
-        with session_scope(engine) as session:
-            for event in fresh:
-                row = _row(event)
-                session.add(row)
-                _project(session, row)
-                if in_transaction is not None:
-                    in_transaction(session, event)
-        return len(fresh)
+        return _insert(engine, events, in_transaction)
     except IntegrityError:
-        if len(fresh) == 1:
-            return 0  # a concurrent duplicate stored it first
-        # one by one: which ones are new
-        return sum(append(engine, e, in_transaction=in_transaction) for e in fresh)
+        with Session(engine) as session:
+            stored = set(session.exec(select(SubscriptionEventRow.id).where(
+                SubscriptionEventRow.id.in_([e.id for e in events]))))
+        if not stored:
+            raise
+        fresh = [e for e in events if e.id not in stored]
+        return _insert(engine, fresh, in_transaction) if fresh else 0
+
+
+def _insert(engine: Engine, events: list[Event], in_transaction: InTransaction | None) -> int:
+    with session_scope(engine) as session:
+        for event in events:
+            row = _row(event)
+            session.add(row)
+            _project(session, row)
+            if in_transaction is not None:
+                in_transaction(session, event)
+    return len(events)
 
 
 def list_views(engine: Engine, organization_id: str, *, customer_id: str | None = None,

@@ -5,9 +5,13 @@ ones the workflow's ``record_event`` activity writes."""
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy.exc import IntegrityError
+
 from domain.model import Actor
 from domain.requests import Cancel, Reactivate
 from eventlog import store
+from eventlog.models import SubscriptionEventRow
 from store.engine import get_engine
 from tests.domain.helpers import CUSTOMER, Driver, at
 
@@ -30,6 +34,36 @@ def test_append_is_idempotent_by_event_id(db_url):
     stored = store.list_events(engine, events[0].data["id"])
     assert [e.id for e in stored] == [e.id for e in events]
     assert [e.type for e in stored] == [e.type for e in events]
+
+
+def test_a_batch_retried_in_part_writes_only_the_new_events(db_url):
+    """append_many writes without reading first: a batch whose first events are stored
+    already (a retried activity after a partial success elsewhere) stores the rest, once."""
+    engine = get_engine(db_url)
+    events = _history().events
+    assert store.append_many(engine, events[:2]) == 2
+    assert store.append_many(engine, events) == len(events) - 2
+    assert store.append_many(engine, events) == 0
+    assert [e.id for e in store.list_events(engine, events[0].data["id"])] == \
+        [e.id for e in events]
+
+
+def test_a_conflict_that_is_not_a_stored_event_is_raised_not_skipped(db_url):
+    """Whatever is written with an event (its messages, its invoice) can conflict too; that
+    must fail the write, never pass for a duplicate event and lose the event."""
+    engine = get_engine(db_url)
+    events = _history().events
+
+    def conflicting(session, event):
+        session.add(SubscriptionEventRow(**{**store._row(events[0]).model_dump(),
+                                            "id": "evt_clash"}))
+
+    store.append_many(engine, [events[0]])
+    store.append_many(engine, [events[1]], in_transaction=conflicting)
+    with pytest.raises(IntegrityError):
+        store.append_many(engine, [events[2]], in_transaction=conflicting)
+    assert {e.id for e in store.list_events(engine, events[0].data["id"])} == \
+        {events[0].id, events[1].id, "evt_clash"}  # events[2] is not taken for stored
 
 
 def test_who_requested_is_kept_and_automatic_changes_have_no_requester(db_url):
