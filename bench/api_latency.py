@@ -4,6 +4,9 @@ round, along three paths:
 
 - floor: a bare workflow whose update sets one field and answers (bench/floor.py), on a worker
   built like the project's;
+- floor+index: the same update also upserting one search attribute, the visibility write that
+  a cancel, a reactivate or any status change makes (a reference: what the server charges for
+  the index operators filter on);
 - direct: the project's update through ``client_ops.send``, no HTTP;
 - http: the same request through the real API under uvicorn (what a caller sees).
 
@@ -32,6 +35,7 @@ import httpx
 from accounts import keys
 from bench.burst import stripe_settings, worker_env
 from bench.floor import UPDATE as FLOOR_UPDATE
+from bench.floor import UPDATE_INDEXED as FLOOR_UPDATE_INDEXED
 from bench.floor import WORKFLOW_TYPE as FLOOR_WORKFLOW
 from bench.stack import (Child, TemporalServer, free_port, start_localstripe, start_smtp_sink,
                          wait_port)
@@ -149,6 +153,10 @@ async def _measure(base: str, settings: Settings, clients: int, rounds: int,
         return await temporal.get_workflow_handle(floors[i]).execute_update(
             FLOOR_UPDATE, op, result_type=str)
 
+    async def floor_indexed(i: int, op: str) -> object:
+        return await temporal.get_workflow_handle(floors[i]).execute_update(
+            FLOOR_UPDATE_INDEXED, op, result_type=str)
+
     async def direct(i: int, op: str) -> object:
         return await client_ops.send(temporal, subs[i], requests[op], timeout=timeout)
 
@@ -160,6 +168,7 @@ async def _measure(base: str, settings: Settings, clients: int, rounds: int,
 
     server = {"server": procs["server"]}
     paths = [Path("floor", floor, {**server, "worker": procs["floor_worker"]}),
+             Path("floor+index", floor_indexed, {**server, "worker": procs["floor_worker"]}),
              Path("direct", direct, {**server, "worker": procs["worker"]}),
              Path("http", http, {**server, "worker": procs["worker"], "api": procs["api"]})]
     try:
@@ -271,7 +280,7 @@ def summary_text(result: dict) -> str:
     for path, r in result["ratios"].items():
         if path == "floor":
             continue
-        lines.append(f"  {path:<6} throughput {x(r['throughput'])}, p99 {x(r['p99'])}, "
+        lines.append(f"  {path:<11} throughput {x(r['throughput'])}, p99 {x(r['p99'])}, "
                      f"one-client p50 {x(r['one_client_p50'])}, "
                      f"CPU per call {x(r['cpu_per_call'])}")
     http = result["ratios"]["http"]

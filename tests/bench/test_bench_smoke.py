@@ -62,18 +62,19 @@ async def test_tiny_burst_on_the_stand_in_with_two_workers_a_limit_and_the_loop(
 async def test_api_paths_are_measured_against_the_floor_in_one_run(sqlite_url):
     result = await run_api(clients=2, rounds=1, db="sqlite", make_db=lambda *_: sqlite_url,
                            single_rounds=1)
-    assert [r["path"] for r in result["concurrent"]] == ["floor", "direct", "http"]
-    assert [r["path"] for r in result["one_client"]] == ["floor", "direct", "http"]
+    paths = ["floor", "floor+index", "direct", "http"]
+    assert [r["path"] for r in result["concurrent"]] == paths
+    assert [r["path"] for r in result["one_client"]] == paths
     for row in result["concurrent"] + result["one_client"]:
         assert row["errors"] == row["warmup_errors"] == 0, row["failures"]
         assert row["calls"] == row["clients"] * 2 * row["rounds"]
         assert sum(op["calls"] for op in row["operations"]) == row["calls"]
-    assert [r["clients"] for r in result["one_client"]] == [1, 1, 1]
-    assert set(result["concurrent"][2]["cpu_ms_per_call"]) == {"server", "worker", "api",
+    assert [r["clients"] for r in result["one_client"]] == [1, 1, 1, 1]
+    assert set(result["concurrent"][3]["cpu_ms_per_call"]) == {"server", "worker", "api",
                                                                "total"}
     floor = result["ratios"]["floor"]
     assert floor["throughput"] == floor["p99"] == floor["one_client_p50"] == 1.0
-    for path in ("direct", "http"):
+    for path in ("floor+index", "direct", "http"):
         ratios = result["ratios"][path]
         assert all(ratios[k] > 0 for k in ("throughput", "p99", "one_client_p50"))
     assert "goals for http" in summary_text(result)
