@@ -1,6 +1,7 @@
 """API updates against the floor, measured in one run on one dev server. C concurrent clients,
 each on its own workflow, do cancel (at_period_end) then reactivate, R rounds after a warm-up
-round, along three paths:
+round, along four paths that take turns round by round (so a change in the machine's load
+hits each alike):
 
 - floor: a bare workflow whose update sets one field and answers (bench/floor.py), on a worker
   built like the project's;
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
@@ -172,8 +173,8 @@ async def _measure(base: str, settings: Settings, clients: int, rounds: int,
              Path("direct", direct, {**server, "worker": procs["worker"]}),
              Path("http", http, {**server, "worker": procs["worker"], "api": procs["api"]})]
     try:
-        one_client = [await drive(p, 1, single_rounds) for p in paths]
-        concurrent = [await drive(p, clients, rounds) for p in paths]
+        one_client = await drive(paths, 1, single_rounds)
+        concurrent = await drive(paths, clients, rounds)
     finally:
         await asyncio.gather(*(h.aclose() for h in https))
     return {"clients": clients, "rounds": rounds, "one_client_rounds": single_rounds,
@@ -202,57 +203,106 @@ async def _subscriptions(base: str, auth: dict[str, str], n: int) -> list[str]:
         return list(await asyncio.gather(*(setup(i) for i in range(n))))
 
 
-async def drive(path: Path, clients: int, rounds: int) -> dict:
-    """``clients`` callers at once, caller i on workflow i: one warm-up round (connections,
-    caches, the worker's workflow cache; not counted), then ``rounds`` measured rounds."""
+async def drive(paths: list[Path], clients: int, rounds: int) -> list[dict]:
+    """``clients`` callers at once, caller i on workflow i of each path: one warm-up round
+    per path (connections, caches, the worker's workflow cache; not counted), then
+    ``rounds`` measured rounds in which the paths take turns, one round each. A machine
+    shared with other jobs changes speed within minutes; taking turns round by round puts
+    each path under the same load, so their ratios hold even when absolute figures move."""
+    for path in paths:
+        await _round(path, clients, measured=False)
+    totals = [_Totals() for _ in paths]
+    for _ in range(rounds):
+        for path, total in zip(paths, totals, strict=True):
+            total.add(await _round(path, clients, measured=True))
+    return [total.row(path, clients, rounds) for path, total in zip(paths, totals, strict=True)]
+
+
+@dataclass
+class _Round:
+    samples: dict[str, list[float]]
+    errors: dict[str, int]
+    failures: list[str]
+    warmup_errors: int
+    wall: float
+    cpu: dict[str, float]
+    driver: float
+
+
+async def _round(path: Path, clients: int, measured: bool) -> _Round:
+    """Every caller does each operation once, all callers at once."""
     samples: dict[str, list[float]] = {op: [] for op in OPS}
     errors = dict.fromkeys(OPS, 0)
     failures: list[str] = []
     warmup_errors = 0
 
-    async def caller(i: int, n: int, measured: bool) -> None:
+    async def caller(i: int) -> None:
         nonlocal warmup_errors
-        for _ in range(n):
-            for op in OPS:
-                t = time.perf_counter()
-                try:
-                    async with asyncio.timeout(CALL_TIMEOUT):
-                        await path.call(i, op)
-                except Exception as err:  # counted and reported, the run goes on
-                    if not measured:
-                        warmup_errors += 1
-                        continue
-                    errors[op] += 1
-                    if len(failures) < 5:
-                        failures.append(f"{op}: {err!r}"[:300])
+        for op in OPS:
+            t = time.perf_counter()
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await path.call(i, op)
+            except Exception as err:  # counted and reported, the run goes on
+                if not measured:
+                    warmup_errors += 1
                     continue
-                if measured:
-                    samples[op].append(time.perf_counter() - t)
+                errors[op] += 1
+                if len(failures) < 5:
+                    failures.append(f"{op}: {err!r}"[:300])
+                continue
+            if measured:
+                samples[op].append(time.perf_counter() - t)
 
-    await asyncio.gather(*(caller(i, 1, False) for i in range(clients)))
     cpu0 = {name: child.cpu() for name, child in path.processes.items()}
     driver0 = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(caller(i, rounds, True) for i in range(clients)))
+    await asyncio.gather(*(caller(i) for i in range(clients)))
     wall = time.perf_counter() - started
-    driver = time.process_time() - driver0
-    cpu = {name: child.cpu() - cpu0[name] for name, child in path.processes.items()}
+    return _Round(samples, errors, failures, warmup_errors, wall,
+                  {name: child.cpu() - cpu0[name] for name, child in path.processes.items()},
+                  time.process_time() - driver0)
 
-    calls = clients * rounds * len(OPS)
-    ms = [s * 1000 for op in OPS for s in samples[op]]
-    per_call = {name: round(1000 * v / calls, 1) for name, v in cpu.items()}
-    per_call["total"] = round(1000 * sum(cpu.values()) / calls, 1)
-    return {"path": path.name, "clients": clients, "rounds": rounds, "calls": calls,
-            "errors": sum(errors.values()), "warmup_errors": warmup_errors,
-            "seconds": round(wall, 2), "calls_per_s": round(len(ms) / wall, 1),
-            "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
-            "max_ms": round(max(ms, default=0), 1),
-            "cpu_ms_per_call": per_call,
-            # The driving process itself (not part of the total): a saturated driver would
-            # bound every path alike.
-            "driver_cpu_ms_per_call": round(1000 * driver / calls, 1),
-            "operations": [summary(op, samples[op], errors[op]) for op in OPS],
-            "failures": failures}
+
+@dataclass
+class _Totals:
+    """One path's measured rounds, summed."""
+    samples: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
+    failures: list[str] = field(default_factory=list)
+    warmup_errors: int = 0
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    driver: float = 0.0
+
+    def add(self, r: _Round) -> None:
+        for op in OPS:
+            self.samples[op] += r.samples[op]
+            self.errors[op] += r.errors[op]
+        self.failures = (self.failures + r.failures)[:5]
+        self.warmup_errors += r.warmup_errors
+        self.wall += r.wall
+        self.driver += r.driver
+        for name, v in r.cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + v
+
+    def row(self, path: Path, clients: int, rounds: int) -> dict:
+        calls = clients * rounds * len(OPS)
+        ms = [s * 1000 for op in OPS for s in self.samples[op]]
+        per_call = {name: round(1000 * v / calls, 1) for name, v in self.cpu.items()}
+        per_call["total"] = round(1000 * sum(self.cpu.values()) / calls, 1)
+        return {"path": path.name, "clients": clients, "rounds": rounds, "calls": calls,
+                "errors": sum(self.errors.values()), "warmup_errors": self.warmup_errors,
+                "seconds": round(self.wall, 2),
+                "calls_per_s": round(len(ms) / self.wall, 1) if self.wall else 0.0,
+                "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+                "max_ms": round(max(ms, default=0), 1),
+                "cpu_ms_per_call": per_call,
+                # The driving process itself (not part of the total): a saturated driver
+                # would bound every path alike.
+                "driver_cpu_ms_per_call": round(1000 * self.driver / calls, 1),
+                "operations": [summary(op, self.samples[op], self.errors[op]) for op in OPS],
+                "failures": self.failures}
 
 
 def compare(concurrent: list[dict], one_client: list[dict]) -> dict:
