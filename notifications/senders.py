@@ -9,9 +9,11 @@ the webhook body and headers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import smtplib
+import socket
 import ssl
 import time
 from email.message import EmailMessage
@@ -60,16 +62,24 @@ def _tls_context(settings: NotificationSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca)  # verifies the certificate and the host name
 
 
+@functools.cache
+def local_hostname() -> str:
+    """The name this host gives in EHLO, looked up once per process: without it smtplib calls
+    ``socket.getfqdn()`` (a DNS lookup, slow when DNS is) for every connection."""
+    return socket.getfqdn()
+
+
 def _open_smtp(settings: NotificationSettings) -> smtplib.SMTP:
     """Connected, upgraded to TLS as configured and logged in; never says the password or
     the message in clear when TLS is configured."""
     host, port, timeout = settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds
     try:
         if settings.smtp_security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout,
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, local_hostname=local_hostname(),
+                                                  timeout=timeout,
                                                   context=_tls_context(settings))
         else:
-            smtp = smtplib.SMTP(host, port, timeout=timeout)
+            smtp = smtplib.SMTP(host, port, local_hostname=local_hostname(), timeout=timeout)
     except ssl.SSLCertVerificationError as exc:
         raise PermanentFailure("tls_certificate_rejected", exc.verify_message) from None
     try:
@@ -99,11 +109,78 @@ def _open_smtp(settings: NotificationSettings) -> smtplib.SMTP:
     return smtp
 
 
-def send_email(message: OutboxMessage, settings: NotificationSettings, now: datetime,
-               attachments: tuple[tuple[str, bytes], ...] = ()) -> None:
-    """Blocking: the dispatcher runs it in a thread."""
-    with _open_smtp(settings) as smtp:
-        smtp.send_message(build_email(message, settings, now, attachments))
+class Mailer:
+    """One SMTP connection for the emails of a dispatcher round, opened at the first send:
+    connecting, EHLO, STARTTLS and the login cost more than a mail. Blocking: the dispatcher
+    runs a round in one thread.
+
+    A mail refused on its own (a recipient, a 4xx/5xx for its DATA) fails alone: smtplib resets
+    the transaction and the connection goes on. A connection the server closed since the last
+    mail (an idle timeout, a per-connection limit, a 421) is reopened once and the mail sent
+    again on it (had the first copy arrived after all, its Message-ID marks the second a
+    duplicate); a timeout is not resent (the server stopped answering, it did not hang up).
+    A connection that cannot be opened fails the round's later mails alike without another
+    try: they need the same server and settings, and each would have failed the same alone.
+    """
+
+    def __init__(self, settings: NotificationSettings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+        self._unopenable: Exception | None = None
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass  # the mails are sent; only the goodbye is lost
+        finally:
+            smtp.close()
+
+    def send(self, email: EmailMessage) -> None:
+        reused = self._smtp is not None
+        try:
+            self._send_once(email)
+        except Exception as exc:
+            if not (reused and self._smtp is None and _hung_up(exc)):
+                raise
+            self._send_once(email)
+
+    def _send_once(self, email: EmailMessage) -> None:
+        smtp = self._connection()
+        try:
+            smtp.send_message(email)
+        except smtplib.SMTPException:
+            if smtp.sock is None:  # smtplib closed it: disconnected, or a 421
+                self._smtp = None
+            raise
+        except Exception:  # a socket error, or a mail half sent: nothing more on this one
+            self._smtp = None
+            smtp.close()
+            raise
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._unopenable is not None:
+            raise self._unopenable
+        if self._smtp is None:
+            try:
+                self._smtp = _open_smtp(self.settings)
+            except Exception as exc:
+                self._unopenable = exc
+                raise
+        return self._smtp
+
+
+def _hung_up(exc: Exception) -> bool:
+    """The server closed the connection (smtplib wraps a socket timeout in
+    SMTPServerDisconnected too: that one is not a hang-up)."""
+    timeout = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+    return isinstance(exc, (smtplib.SMTPException, OSError)) and not timeout
 
 
 def webhook_body(message: OutboxMessage) -> bytes:

@@ -2,7 +2,8 @@
 time: STARTTLS (port 587 style, the server requires it) and implicit TLS (465 style) deliver;
 a refused login, a server without STARTTLS and an untrusted certificate fail the message at once
 with a code naming the setting to fix, instead of retrying for days, and nothing (neither the
-password nor the mail) crosses the network in clear."""
+password nor the mail) crosses the network in clear. A round of emails logs in once, and a
+refused login fails the whole round on that one try."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Relay:
     port: int
     received: list[tuple[bool, bool]] = field(default_factory=list)
     logins: list[tuple[bytes, bool]] = field(default_factory=list)  # (user, over TLS)
+    login_sessions: list[object] = field(default_factory=list)  # one aiosmtpd session each
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd
         self.received.append((over_tls(server, session), session.authenticated))
@@ -51,6 +53,7 @@ class Relay:
     def authenticate(self, server, session, envelope, mechanism, data) -> AuthResult:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login, over_tls(server, session)))
+        self.login_sessions.append(session)
         ok = (data.login.decode(), data.password.decode()) == (USER, PASSWORD)
         return AuthResult(success=ok, handled=False)
 
@@ -96,20 +99,27 @@ def plain_relay(pki) -> Iterator[Relay]:
     yield from relay("plain", pki)
 
 
-def queue_one(url: str) -> None:
-    tenant = make_tenant(url)
-    d = driver_for(tenant, at(2026, 1, 10))
-    d.request(Cancel(mode="immediately"), at(2026, 1, 20))
-    outbox.record(get_engine(url), emitted(d, tenant))
+def queue_one(url: str, count: int = 1) -> None:
+    """``count`` emails, one for each of as many customers."""
+    for i in range(count):
+        tenant = make_tenant(url, f"customer{i}@example.com")
+        d = driver_for(tenant, at(2026, 1, 10), sub_id=f"sub_{i}")
+        d.request(Cancel(mode="immediately"), at(2026, 1, 20))
+        outbox.record(get_engine(url), emitted(d, tenant))
 
 
-async def deliver(url: str, port: int, **settings) -> outbox.OutboxMessage:
+async def deliver_round(url: str, port: int, count: int,
+                        **settings) -> list[outbox.OutboxMessage]:
     values = {"smtp_host": "localhost", "smtp_port": port, "smtp_timeout_seconds": 5,
               "smtp_username": USER, "smtp_password": SecretStr(PASSWORD),
               "backoff_initial": timedelta(seconds=10), **settings}
     sender = Dispatcher(get_engine(url), NotificationSettings(**values))
-    assert await sender.run_once(at(2026, 1, 21)) == 1
-    (row,) = outbox.list_messages(get_engine(url))
+    assert await sender.run_once(at(2026, 1, 21)) == count
+    return outbox.list_messages(get_engine(url))
+
+
+async def deliver(url: str, port: int, **settings) -> outbox.OutboxMessage:
+    (row,) = await deliver_round(url, port, 1, **settings)
     return row
 
 
@@ -122,6 +132,30 @@ async def test_tls_then_login_delivers(sqlite_url, pki, request, security, relay
     assert row.status == OutboxStatus.SENT, row.last_error
     assert box.received == [(True, True)]
     assert box.logins == [(USER.encode(), True)]
+
+
+async def test_a_round_of_emails_logs_in_once(sqlite_url, starttls_relay, pki):
+    queue_one(sqlite_url, 3)
+    found = await deliver_round(sqlite_url, starttls_relay.port, 3, smtp_security="starttls",
+                                smtp_ca_file=pki.ca)
+    assert all(row.status == OutboxStatus.SENT for row in found), found
+    assert starttls_relay.received == [(True, True)] * 3
+    assert starttls_relay.logins == [(USER.encode(), True)]
+
+
+async def test_a_refused_login_fails_the_whole_round_on_one_try(sqlite_url, starttls_relay,
+                                                                pki):
+    """Every email of the round needs that login: one connection tries it, all fail for
+    good (the same classification each would have got alone)."""
+    queue_one(sqlite_url, 3)
+    found = await deliver_round(sqlite_url, starttls_relay.port, 3, smtp_security="starttls",
+                                smtp_ca_file=pki.ca, smtp_password=SecretStr("wrong"))
+    for row in found:
+        assert row.status == OutboxStatus.FAILED and row.attempts == 1
+        assert row.last_error.startswith("smtp_auth_rejected:")
+    assert starttls_relay.received == []
+    sessions = starttls_relay.login_sessions
+    assert sessions and all(s is sessions[0] for s in sessions)  # one connection tried
 
 
 async def test_a_refused_login_fails_the_message_at_once(sqlite_url, starttls_relay, pki):
