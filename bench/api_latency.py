@@ -146,8 +146,11 @@ async def _measure(base: str, settings: Settings, clients: int, rounds: int,
     requests = {"cancel": Cancel(mode="at_period_end"), "reactivate": Reactivate()}
     bodies = {"cancel": {"mode": "at_period_end"}, "reactivate": None}
     timeout = timedelta(seconds=CALL_TIMEOUT)
-    # One HTTP client (its own connection) per simulated caller.
-    https = [httpx.AsyncClient(base_url=base, headers=auth, timeout=CALL_TIMEOUT)
+    # One HTTP client (its own connection) per simulated caller. While the other paths take
+    # their turn a connection idles longer than uvicorn keeps it (5 s): the client drops it
+    # first and connects again, instead of sending on a connection the server is closing.
+    keep = httpx.Limits(keepalive_expiry=4.0)
+    https = [httpx.AsyncClient(base_url=base, headers=auth, timeout=CALL_TIMEOUT, limits=keep)
              for _ in subs]
 
     async def floor(i: int, op: str) -> object:
