@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,10 +39,29 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    """SQLite lets one writer in at a time and makes the others poll: its busy handler sleeps
+    1, 2, 5 ... up to 100 ms between tries, so a writer of a busy process (concurrent local
+    activities, the notification dispatcher) waits for its next poll long after the lock is
+    free. The writers of one process queue on this lock instead and go in the moment it is
+    released; other processes still meet SQLite's own lock. PostgreSQL locks rows, so its
+    writers need none."""
+    with _WRITERS_GUARD:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: committed on success, rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    serial = _writer_lock(engine) if engine.dialect.name == "sqlite" else nullcontext()
+    with serial, Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
