@@ -21,13 +21,14 @@ dev: $(STAMP)
 # Six pytest workers on two cores: most of the suite's time is spent waiting on real time
 # (outages, heartbeat timeouts, short billing periods, killed and restarted processes, the
 # browser), not on the CPU; worksteal hands a finished worker the tests still queued on a busy
-# one. PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb).
+# one. PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb). The
+# twelve slowest tests are listed at the end, so a CI log says where the suite's time goes.
 PYTEST_XDIST ?= 6
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) --dist worksteal --durations=12 $(PYTEST_ARGS)
 
 worker: $(STAMP)
 	$(BIN)/python -m workers.main
