@@ -48,15 +48,21 @@ class Mailbox:
         return [m for m in self.messages if m["X-Notification-Kind"] == kind]
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox(port=free_port())
+@contextmanager
+def serving(box: Mailbox) -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on the box's port, handled by the box."""
     controller = Controller(box, hostname="127.0.0.1", port=box.port)
     controller.start()
     try:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with serving(Mailbox(port=free_port())) as box:
+        yield box
 
 
 @dataclass

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from config.settings import NotificationSettings
 from domain.requests import Cancel, Reactivate
@@ -21,7 +20,7 @@ from notifications.models import OutboxStatus
 from notifications.senders import local_hostname
 from store.engine import get_engine
 from tests.domain.helpers import at
-from tests.notifications.conftest import Mailbox, free_port
+from tests.notifications.conftest import Mailbox, free_port, serving
 from tests.notifications.support import driver_for, emitted, make_tenant
 
 ROUND = at(2026, 1, 21)
@@ -75,13 +74,8 @@ class CountingMailbox(Mailbox):
 
 @pytest.fixture
 def counting_mailbox() -> Iterator[CountingMailbox]:
-    box = CountingMailbox(port=free_port())
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
+    with serving(CountingMailbox(port=free_port())) as box:
         yield box
-    finally:
-        controller.stop()
 
 
 def queue_emails(url: str, count: int) -> list[str]:
