@@ -10,7 +10,9 @@ API key, never the key itself) in one atomic statement:
 
 The row lock (PostgreSQL) or the database write lock (SQLite) serialises reservations, so every
 caller gets its own slot, in arrival order; it then sleeps until that slot outside any
-transaction. ``now`` is the database's clock, the one clock all processes share (tests inject
+transaction. On SQLite the callers of one process first queue on its writer lock
+(store.engine.writing): SQLite's busy handler would make them sleep up to 100 ms between
+tries, and a reservation that late sends its request late. ``now`` is the database's clock, the one clock all processes share (tests inject
 their own). The spacing is the process bucket's with burst 1: at most rate + 1 requests in any
 one-second window, now for the whole deployment. The price is one short write transaction per
 Stripe request.
@@ -35,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from payments.models import StripeRateLimit
 from payments.rate_limit import Bucket
+from store.engine import writing
 
 MICROS = 1_000_000
 _TABLE = StripeRateLimit.__table__
@@ -73,7 +76,7 @@ class DatabaseBucket(Bucket):
 
     def reserve(self) -> float:
         """Take the next free slot of the account; return the seconds until it comes."""
-        with self.engine.begin() as conn:
+        with writing(self.engine), self.engine.begin() as conn:
             row = self._take(conn)
             if row is None:  # the account's first request
                 insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert

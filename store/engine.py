@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,11 +57,16 @@ def _writer_lock(engine: Engine) -> threading.RLock:
         return lock
 
 
+def writing(engine: Engine) -> AbstractContextManager:
+    """Held around a write transaction: this process's SQLite writer lock (_writer_lock), or
+    nothing on PostgreSQL."""
+    return _writer_lock(engine) if engine.dialect.name == "sqlite" else nullcontext()
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: committed on success, rolled back on any error."""
-    serial = _writer_lock(engine) if engine.dialect.name == "sqlite" else nullcontext()
-    with serial, Session(engine, expire_on_commit=False) as session:
+    with writing(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
