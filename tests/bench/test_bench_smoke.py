@@ -26,7 +26,7 @@ async def test_history_of_one_year_is_bounded_per_run():
 
 async def test_tiny_burst_renews_everyone_exactly_once(sqlite_url):
     [result] = await run_burst(4, [Scenario("smoke", "core", 1000.0)], sqlite_url, period=8,
-                               stripe_kind="localstripe")
+                               stripe_kind="localstripe", lead_margin=4.0)
     assert result["complete"] and not result["late_start"]
     checks = result["exactly_once"]
     assert checks["double_charges"] == 0
@@ -42,7 +42,7 @@ async def test_tiny_burst_on_the_stand_in_with_two_workers_a_limit_and_the_loop(
     results = await run_burst(4, [Scenario("core", "core", 1000.0),
                                   Scenario("loop", "baseline", 1000.0),
                                   Scenario("lim", "core", 3.0, stripe_limit=4.0)],
-                              sqlite_url, period=12, workers=2)
+                              sqlite_url, period=8, workers=2, lead_margin=4.0)
     for result in results:
         assert result["complete"] and result["missing_renewals"] == 0, result
         assert result["stripe"] == "fast" and result["workers"] == 2
