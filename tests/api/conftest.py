@@ -29,7 +29,11 @@ def settings(sqlite_url: str, localstripe_url: str) -> Settings:
     return Settings(
         database_url=sqlite_url,
         stripe=stripe_settings(localstripe_url),
-        temporal=TemporalSettings(task_queue=f"api-tests-{uuid.uuid4().hex[:8]}"),
+        # A deadline for a loaded machine (six pytest workers on two cores beside a two-worker
+        # renewal burst once took more than the default 10 s to answer a cancel): these
+        # tests are about roles and rules; the deadline's own tests (test_outages) set theirs.
+        temporal=TemporalSettings(task_queue=f"api-tests-{uuid.uuid4().hex[:8]}",
+                                  api_timeout_seconds=30),
         # The tests' webhook receivers listen on 127.0.0.1.
         notifications=NotificationSettings(webhook_allow_private_targets=True),
     )
