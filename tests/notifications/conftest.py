@@ -49,9 +49,10 @@ class Mailbox:
 
 
 @contextmanager
-def serving(box: Mailbox) -> Iterator[Mailbox]:
-    """A real SMTP server (aiosmtpd) on the box's port, handled by the box."""
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+def serving(box: Mailbox, **options) -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on the box's port, handled by the box; ``options`` go to
+    aiosmtpd's Controller (TLS, authentication)."""
+    controller = Controller(box, hostname="127.0.0.1", port=box.port, **options)
     controller.start()
     try:
         yield box

@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr, ValidationError
 
@@ -25,7 +24,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.models import OutboxStatus
 from store.engine import get_engine
 from tests.domain.helpers import at
-from tests.notifications.conftest import free_port
+from tests.notifications.conftest import free_port, serving
 from tests.notifications.support import driver_for, emitted, make_tenant
 from tests.support.tls_certs import Pki, make_pki
 
@@ -76,12 +75,8 @@ def relay(mode: str, pki: Pki) -> Iterator[Relay]:
         kwargs |= {"tls_context": server_tls(pki), "require_starttls": True}
     elif mode == "tls":  # aiosmtpd's auth_require_tls looks for STARTTLS only
         kwargs |= {"ssl_context": server_tls(pki), "auth_require_tls": False}
-    controller = Controller(box, hostname="127.0.0.1", port=box.port, **kwargs)
-    controller.start()
-    try:
+    with serving(box, **kwargs):
         yield box
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
