@@ -12,6 +12,7 @@ import pytest
 
 from store.engine import get_engine
 from store.migrate import upgrade
+from subscription_testing.plugin import copy_sqlite
 
 # The testing kit's fixtures (a no-op where its entry point already loaded it), the suite's name
 # for its localstripe, and pytester (tests/testing_kit runs the README's example in a session).
@@ -33,16 +34,15 @@ def _postgres_available() -> str | None:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'test.db'}"
-    upgrade(url)
-    return url
+def sqlite_url(tmp_path, subscription_migrated_sqlite) -> str:
+    """A migrated SQLite database of this test: a copy of the one migrated once per session."""
+    return copy_sqlite(subscription_migrated_sqlite, tmp_path / "test.db")
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (skipped when PostgreSQL is not running, except in CI),
-    dropped afterwards."""
+def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database, empty or a copy of ``template`` (skipped when PostgreSQL is
+    not running, except in CI), dropped afterwards."""
     reason = _postgres_available()
     if reason:
         if os.environ.get("CI"):
@@ -53,7 +53,8 @@ def fresh_postgres_database() -> Iterator[str]:
     name = f"subs_test_{uuid.uuid4().hex[:12]}"
     admin = POSTGRES_ADMIN_URL.replace("+psycopg", "")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template
+                                                    else ""))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
@@ -64,10 +65,20 @@ def fresh_postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once per session (per xdist worker), the
+    template of each test's database: CREATE DATABASE ... TEMPLATE copies it in about 0.06 s,
+    where alembic takes about 0.45 s."""
     with fresh_postgres_database() as url:
         upgrade(url)
+        get_engine(url).dispose()  # a template must have no open connection while copied
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def postgres_url(migrated_postgres) -> Iterator[str]:
+    with fresh_postgres_database(template=migrated_postgres) as url:
         yield url
 
 
