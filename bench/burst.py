@@ -88,6 +88,7 @@ def worker_env(settings: Settings, task_queue: str) -> dict[str, str]:
         "SUBS_STRIPE__CONFIRM_OFF_SESSION": "false",
         "SUBS_NOTIFICATIONS__SMTP_HOST": settings.notifications.smtp_host,
         "SUBS_NOTIFICATIONS__SMTP_PORT": str(settings.notifications.smtp_port),
+        "SUBS_TEMPORAL__MAX_CACHED_WORKFLOWS": str(settings.temporal.max_cached_workflows),
         "SUBS_LOG_LEVEL": "WARNING",
     }
 
@@ -240,7 +241,10 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
     server = TemporalServer()
     smtp, smtp_port = start_smtp_sink()
     settings = Settings(database_url=db_url, stripe=stripe_settings(stripe.url, sc.rate),
-                        temporal=TemporalSettings(address=server.address),
+                        # Every running subscription stays in the worker's cache, as a
+                        # deployment sizes it (an evicted run is replayed at its next task).
+                        temporal=TemporalSettings(address=server.address,
+                                                  max_cached_workflows=max(1000, n)),
                         notifications=NotificationSettings(smtp_port=smtp_port))
     queue = f"bench-{sc.name}"
     module = "workers.main" if sc.kind == "core" else "bench.baseline"
@@ -308,6 +312,7 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
         return {
             "scenario": sc.name, "kind": sc.kind, "n": n, "workers": workers,
             "stripe": "fast" if fast else "localstripe", "period_s": period,
+            "worker_cache": settings.temporal.max_cached_workflows,
             "stripe_limit_per_s": sc.stripe_limit, "worker_limiter_per_s": sc.rate,
             "start_seconds": round(start_seconds, 1),
             "late_start": late_start,

@@ -61,6 +61,10 @@ class TemporalSettings(BaseModel):
     # to the version it started on (README "Worker Versioning": rollout and what it needs).
     deployment_name: str | None = Field(default=None, min_length=1, pattern=r"^[^.]+$")
     build_id: str | None = Field(default=None, min_length=1)
+    # Running workflows a worker keeps in memory (the SDK's default, 1,000). One evicted has
+    # its whole run's history sent by the server and replayed at its next task: a worker that
+    # holds more subscriptions than this pays that on every renewal (about 0.25 MB each).
+    max_cached_workflows: int = Field(default=1000, ge=0)
 
     @model_validator(mode="after")
     def _versioning_both_or_neither(self) -> TemporalSettings:

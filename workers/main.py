@@ -90,6 +90,7 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
                          else UnsandboxedWorkflowRunner()),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=settings.temporal.max_cached_workflows,
         deployment_config=deployment_config(settings.temporal),
     )
 
