@@ -88,7 +88,7 @@ class Watcher:
             self.say(f"{event.type:32} {describe(event)}")
         if any(e.type == FAILED for e in events):
             await self._dunning()
-        soon = datetime.now(UTC) + timedelta(seconds=1)
+        now = datetime.now(UTC)
         for message in outbox.list_messages(self.engine, subscription_id=self.subscription_id):
             seen = f"{message.status}:{message.attempts}"
             if message.channel != "email" or self.emails.get(message.id) == seen:
@@ -97,7 +97,7 @@ class Watcher:
                 outcome = message.status
             elif message.last_error:
                 outcome = f"not sent ({message.last_error[:80]}), retrying"
-            elif message.claim_token is None and message.next_attempt_at > soon:
+            elif message.claim_token is None and message.next_attempt_at > now:
                 outcome = f"scheduled for {_clock(message.next_attempt_at)}"
             else:
                 continue  # being sent: its outcome is the line to print
