@@ -23,12 +23,15 @@ dev: $(STAMP)
 # browser), not on the CPU; worksteal hands a finished worker the tests still queued on a busy
 # one. PYTEST_XDIST=0 runs everything in one process (e.g. to debug with -x or --pdb). The
 # twelve slowest tests are listed at the end, so a CI log says where the suite's time goes.
+# Bytecode is written even where the environment says PYTHONDONTWRITEBYTECODE (these machines
+# do): otherwise every pytest worker rewrites the asserts of every test module (about 10 s of
+# CPU each) and every worker, API and CLI process the tests start compiles the project again.
 PYTEST_XDIST ?= 6
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -q -n $(PYTEST_XDIST) --dist worksteal --durations=12 $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n $(PYTEST_XDIST) --dist worksteal --durations=12 $(PYTEST_ARGS)
 
 worker: $(STAMP)
 	$(BIN)/python -m workers.main

@@ -4,8 +4,6 @@ text is Latin-1: anything else is replaced, never an error."""
 
 from __future__ import annotations
 
-from fpdf import FPDF
-
 from invoices.types import InvoiceRecord
 
 # ISO 4217 currencies without minor units (Stripe's list): amounts are already whole units.
@@ -36,6 +34,10 @@ def _period(line) -> str:
 
 def render(invoice: InvoiceRecord, *, organization_name: str | None = None,
            customer_name: str | None = None) -> bytes:
+    # Imported here, on the first receipt: fpdf2 (with fontTools) costs about 0.5 s of CPU
+    # at import, which every worker, API and CLI process would otherwise pay at start.
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {invoice.display_number}")
     pdf.set_creator("subscription-engine")
