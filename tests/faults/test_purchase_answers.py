@@ -53,6 +53,17 @@ async def shop(proxy: StripeProxy, sqlite_url) -> AsyncIterator[tuple]:
         await env.shutdown()
 
 
+async def settle(http: httpx.AsyncClient, path: str, body: dict) -> httpx.Response:
+    """The request, retried with the same key while it answers 503 purchase_in_progress, as
+    the problem tells a client to: the wait here is 1 s, which a purchase that nothing holds
+    can still exceed on a loaded machine."""
+    for _ in range(30):
+        r = await http.post(path, json=body)
+        if r.status_code != 503 or r.json().get("code") != "purchase_in_progress":
+            return r
+    return r
+
+
 async def test_a_charge_slower_than_the_wait_answers_503_and_the_retry_joins(
         shop, proxy: StripeProxy):
     http, settings, customer = shop
@@ -69,7 +80,7 @@ async def test_a_charge_slower_than_the_wait_answers_503_and_the_retry_joins(
     assert_problem(r, 503, code="purchase_in_progress")
 
     held.release.set()
-    r = await http.post(path, json=body)
+    r = await settle(http, path, body)
     assert r.status_code == 200, r.text
     assert r.json()["balance"]["balances"]["purchased"] == 400
     charged, credited = purchase_books(settings, customer)
@@ -92,7 +103,7 @@ async def test_a_refused_api_key_answers_502_then_the_same_key_buys_once_fixed(
     assert r.json()["balances"]["purchased"] == 0
 
     # The key works again (the fault is spent): the same request buys, once.
-    r = await http.post(path, json=body)
+    r = await settle(http, path, body)
     assert r.status_code == 200, r.text
     again = await http.post(path, json=body)
     assert again.json()["id"] == r.json()["id"]
