@@ -226,6 +226,12 @@ async def history_sample(client, ids: list[str]) -> dict:
             "events_per_run": round(events / runs, 1), "max_events_per_run": biggest}
 
 
+def plan_interval(period: int) -> tuple[str, int]:
+    """The plan's interval for a period of ``period`` seconds: a plan counts at most 1,000
+    intervals, so a longer period is rounded up to whole minutes."""
+    return ("second", period) if period <= 1000 else ("minute", -(-period // 60))
+
+
 async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
                        stripe, period: int | None, expect: float = 4.0,
                        start_rate: float = START_RATE, workers: int = 1,
@@ -233,8 +239,8 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
     # Two Stripe requests per charge: the limiter bounds charges at rate/2 per second.
     expected = min(sc.rate / 2, expect)  # a guess; an overlap of the two bursts is reported
     period = period or max(20, int(1.5 * n / expected) + 10)
-    if period > 1000:  # a plan counts at most 1,000 intervals: whole minutes beyond that
-        period = -(-period // 60) * 60
+    interval, count = plan_interval(period)
+    period = count * (60 if interval == "minute" else 1)
     fast = isinstance(stripe, FastStripe)
     if fast:
         stripe.set_limit(sc.stripe_limit)
@@ -259,9 +265,7 @@ async def run_scenario(sc: Scenario, n: int, customers: list[str], db_url: str,
         lead = lead_margin + n / start_rate
         t0 = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
         plan = Plan(id="bench", name="bench", amount=AMOUNT, currency="usd",
-                    interval="second" if period <= 1000 else "minute",
-                    interval_count=period if period <= 1000 else period // 60,
-                    included_credits=CREDITS)
+                    interval=interval, interval_count=count, included_credits=CREDITS)
         started = time.monotonic()
         sem = asyncio.Semaphore(50)
 

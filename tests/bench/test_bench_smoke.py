@@ -8,7 +8,7 @@ import pytest
 
 from bench.api_latency import compare, summary_text
 from bench.api_latency import run as run_api
-from bench.burst import Scenario, run_burst
+from bench.burst import Scenario, plan_interval, run_burst
 from bench.history import run as run_history
 from workflows.subscription import RUN_EVENTS_BOUND
 
@@ -98,3 +98,10 @@ def test_ratios_and_goals_are_read_against_the_floor():
     assert "throughput >= 0.6x: 0.7x (met)" in text
     assert "p99 <= 2.5x: 2x (met)" in text
     assert "one client p50 <= 2x: 2.5x (not met)" in text
+
+
+def test_periods_past_a_thousand_seconds_are_whole_minutes():
+    assert plan_interval(8) == ("second", 8)
+    assert plan_interval(1000) == ("second", 1000)
+    assert plan_interval(1500) == ("minute", 25)
+    assert plan_interval(1501) == ("minute", 26)  # rounded up: the activation burst fits

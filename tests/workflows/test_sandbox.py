@@ -27,6 +27,15 @@ async def test_the_setting_chooses_the_workflow_runner(env, settings, engine):
     assert isinstance(boxed.config()["workflow_runner"], SandboxedWorkflowRunner)
 
 
+async def test_the_setting_sizes_the_workflow_cache(env, settings, engine):
+    default = build_worker(env.client, settings, engine, task_queue="cache-default")
+    assert default.config()["max_cached_workflows"] == 1000  # the SDK's own default
+    sized = settings.model_copy(update={"temporal": settings.temporal.model_copy(
+        update={"max_cached_workflows": 10_000})})
+    big = build_worker(env.client, sized, engine, task_queue="cache-sized")
+    assert big.config()["max_cached_workflows"] == 10_000
+
+
 async def test_a_subscription_lives_its_life_inside_the_sandbox(env, settings, engine, payments):
     sandboxed = settings.model_copy(update={"workflow_sandbox": True})
     scenario = Scenario(env, sandboxed, engine, payments)
