@@ -160,13 +160,6 @@ def mark_refused(engine: Engine, message: OutboxMessage, reason: str) -> bool:
     return _finish(engine, message, status=OutboxStatus.FAILED.value, last_error=reason[:1000])
 
 
-def mark_failed(engine: Engine, message: OutboxMessage, now: datetime, error: str, *,
-                backoff_initial: timedelta, backoff_max: timedelta, max_attempts: int) -> bool:
-    return _finish(engine, message, **failed(message, now, error,
-                                             backoff_initial=backoff_initial,
-                                             backoff_max=backoff_max, max_attempts=max_attempts))
-
-
 def list_messages(engine: Engine, *, subscription_id: str | None = None,
                   event_id: str | None = None) -> list[OutboxMessage]:
     query = select(OutboxMessage).order_by(OutboxMessage.id)

@@ -63,16 +63,20 @@ def test_claim_leases_due_rows_once_and_backoff_doubles(db_url):
     assert outbox.claim(engine, now, limit=10, lease=lease) == []  # leased
     args = {"backoff_initial": timedelta(seconds=10), "backoff_max": timedelta(seconds=25),
             "max_attempts": 3}
-    assert outbox.mark_failed(engine, row, now, "boom", **args)
+
+    def fail(row) -> bool:
+        return outbox.finish_many(engine, [(row, outbox.failed(row, now, "boom", **args))])[0]
+
+    assert fail(row)
     assert outbox.claim(engine, now + timedelta(seconds=9), limit=10, lease=lease) == []
     (row,) = outbox.claim(engine, now + timedelta(seconds=10), limit=10, lease=lease)
     assert row.attempts == 2 and row.last_error == "boom"
-    assert outbox.mark_failed(engine, row, now, "boom", **args)
+    assert fail(row)
     assert outbox.claim(engine, now + timedelta(seconds=19), limit=10, lease=lease) == []
     (row,) = outbox.claim(engine, now + timedelta(seconds=20), limit=10, lease=lease)
     stale = row.model_copy(update={"claim_token": "someone-else"})
     assert not outbox.mark_sent(engine, stale, now)  # only the lease holder finishes a row
-    assert outbox.mark_failed(engine, row, now, "boom", **args)  # third attempt: give up
+    assert fail(row)  # third attempt: give up
     (final,) = outbox.list_messages(engine, subscription_id="sub_1")
     assert final.status == OutboxStatus.FAILED and final.attempts == 3
 
