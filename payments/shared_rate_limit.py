@@ -12,10 +12,10 @@ The row lock (PostgreSQL) or the database write lock (SQLite) serialises reserva
 caller gets its own slot, in arrival order; it then sleeps until that slot outside any
 transaction. On SQLite the callers of one process first queue on its writer lock
 (store.engine.writing): SQLite's busy handler would make them sleep up to 100 ms between
-tries, and a reservation that late sends its request late. ``now`` is the database's clock, the one clock all processes share (tests inject
-their own). The spacing is the process bucket's with burst 1: at most rate + 1 requests in any
-one-second window, now for the whole deployment. The price is one short write transaction per
-Stripe request.
+tries, and a reservation that late sends its request late. ``now`` is the database's clock,
+the one clock all processes share (tests inject their own). The spacing is the process
+bucket's with burst 1: at most rate + 1 requests in any one-second window, now for the whole
+deployment. The price is one short write transaction per Stripe request.
 
 Why not Temporal's ``max_task_queue_activities_per_second`` on a Stripe task queue: it limits
 activity *starts*, while one activity makes several Stripe requests (a charge creates and
